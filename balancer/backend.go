@@ -49,8 +49,8 @@ type Backend struct {
 	// Weight is the member's relative share for the weighted policies; at least 1.
 	Weight int
 
-	addr        string   // host:port to dial
-	stickyToken [8]byte  // opaque name of the member in sticky cookies
+	addr        string  // host:port to dial
+	stickyToken [8]byte // opaque name of the member in sticky cookies
 	state       atomic.Int32
 	inFlight    atomic.Int64
 	requests    atomic.Uint64
