@@ -1,0 +1,44 @@
+package httpcache
+
+import (
+	"errors"
+	"io"
+	"net/http"
+)
+
+// Handler returns an http.Handler that answers server requests through the
+// cache: each request is turned into a client request for the same URL
+// (the Host the client named, and http or https by the connection) and
+// passed to RoundTrip. Transport errors become 502 Bad Gateway. The handler
+// is safe for concurrent use.
+func (s *Shared) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := r.Clone(r.Context())
+		out.RequestURI = ""
+		out.URL.Host = r.Host
+		out.URL.Scheme = "http"
+		if r.TLS != nil {
+			out.URL.Scheme = "https"
+		}
+		if r.ContentLength == 0 {
+			out.Body = nil
+		}
+		res, err := s.RoundTrip(out)
+		if err != nil {
+			code := http.StatusBadGateway
+			if errors.Is(err, r.Context().Err()) && r.Context().Err() != nil {
+				return
+			}
+			w.Header()["Cache-Status"] = []string{s.name + "; fwd=miss; detail=origin-error"}
+			http.Error(w, "upstream error", code)
+			return
+		}
+		defer res.Body.Close()
+		h := w.Header()
+		for k, v := range res.Header {
+			h[k] = v
+		}
+		w.WriteHeader(res.StatusCode)
+		_, _ = io.Copy(w, res.Body)
+	})
+}
