@@ -147,6 +147,7 @@ func storedHeader(h http.Header, tagHeaders []string) http.Header {
 	}
 	out.Del("Age")
 	out.Del("Cache-Status")
+	out.Del("Surrogate-Control")
 	return out
 }
 
@@ -161,22 +162,25 @@ func parseTags(h http.Header, tagHeaders []string) []string {
 	return tags
 }
 
-// parseAge reads the Age field: delta-seconds, else absent (0).
+// parseAge reads the Age field (RFC 9111 section 5.1). Absent is 0. A value
+// that is not a single delta-seconds (a list, a sign, a fraction, a
+// parameter) cannot be trusted, so the response is taken as stale: the
+// largest age is returned.
 func parseAge(h http.Header) time.Duration {
 	v := h.Values("Age")
 	if len(v) == 0 {
 		return 0
 	}
 	n, ok := parseDelta(strings.TrimSpace(v[0]))
-	if !ok {
-		return 0
+	if !ok || len(v) > 1 {
+		return maxDelta * time.Second
 	}
 	return time.Duration(n) * time.Second
 }
 
 // timing fills in the entry's ages and lifetime from its header and the
 // request and response times (RFC 9111 sections 4.2.1 and 4.2.3).
-func (e *entry) timing(reqTime, respTime time.Time, ageValue time.Duration) {
+func (e *entry) timing(reqTime, respTime time.Time, ageValue time.Duration, cc Directives) {
 	e.reqTime, e.respTime = reqTime, respTime
 	date, ok := ParseHTTPDate(e.header.Get("Date"))
 	if !ok {
@@ -185,7 +189,7 @@ func (e *entry) timing(reqTime, respTime time.Time, ageValue time.Duration) {
 	apparent := max(0, respTime.Sub(date))
 	corrected := ageValue + respTime.Sub(reqTime)
 	e.initialAge = max(apparent, corrected)
-	e.cc = ParseCacheControl(e.header.Values("Cache-Control"))
+	e.cc = cc
 	e.lifetime = freshnessLifetime(e.header, e.cc, e.status, date)
 	e.etag = e.header.Get("Etag")
 	e.lastMod = e.header.Get("Last-Modified")
@@ -219,4 +223,38 @@ func hasStar(vary []string) bool {
 		}
 	}
 	return false
+}
+
+// directives returns the Cache-Control of a response as this cache obeys
+// it: Surrogate-Control directives addressed to the cache (no target, or
+// ";name") take precedence, as Edge Architecture Specification 1.0 says a
+// surrogate must: its max-age becomes the shared freshness and overrides
+// no-store and private, and its no-store forbids storing.
+func directives(h http.Header, name string) Directives {
+	cc := ParseCacheControl(h.Values("Cache-Control"))
+	sc := h.Values("Surrogate-Control")
+	if len(sc) == 0 {
+		return cc
+	}
+	var mine []string
+	for _, line := range sc {
+		for d := range strings.SplitSeq(line, ",") {
+			d = strings.TrimSpace(d)
+			if i := strings.IndexByte(d, ';'); i >= 0 {
+				if !strings.EqualFold(strings.TrimSpace(d[i+1:]), name) {
+					continue
+				}
+				d = d[:i]
+			}
+			mine = append(mine, d)
+		}
+	}
+	s := ParseCacheControl(mine)
+	switch {
+	case s.NoStore:
+		cc.NoStore, cc.MustUnderstand = true, false
+	case s.MaxAge >= 0:
+		cc.NoStore, cc.Private, cc.SMaxAge = false, false, s.MaxAge
+	}
+	return cc
 }

@@ -86,7 +86,7 @@ func (s *Shared) fetch(req *http.Request, reqCC Directives, f *flight, status st
 // wraps its body so that it is stored once read to the end without
 // exceeding MaxEntryBytes. It adds Cache-Status and removes tag fields.
 func (s *Shared) admit(req *http.Request, reqCC Directives, res *http.Response, reqTime, respTime time.Time, f *flight, status string) *http.Response {
-	cc := ParseCacheControl(res.Header.Values("Cache-Control"))
+	cc := directives(res.Header, s.name)
 	ok, why := storable(req, reqCC, res, cc)
 	if ok && res.ContentLength > s.maxEntry {
 		ok, why = false, "too-large"
@@ -101,6 +101,7 @@ func (s *Shared) admit(req *http.Request, reqCC Directives, res *http.Response, 
 	for _, t := range s.tags {
 		res.Header.Del(t)
 	}
+	res.Header.Del("Surrogate-Control")
 	if !ok {
 		f.end()
 		s.addStatus(res.Header, status+"; detail="+why)
@@ -129,7 +130,7 @@ func (s *Shared) newEntry(req *http.Request, res *http.Response, reqTime, respTi
 	if len(e.vary) > 0 {
 		e.key = variantKey(e.primary, e.vary, req.Header)
 	}
-	e.timing(reqTime, respTime, parseAge(res.Header))
+	e.timing(reqTime, respTime, parseAge(res.Header), directives(res.Header, s.name))
 	return e
 }
 
@@ -266,12 +267,14 @@ func (s *Shared) update(e *entry, res *http.Response, reqTime, respTime time.Tim
 	ne := *e
 	ne.header = e.header.Clone()
 	for k, v := range storedHeader(res.Header, s.tags) {
-		if k == "Content-Length" {
+		switch k {
+		case "Content-Length", "Content-Encoding", "Content-Range", "Content-Md5", "Etag":
+			// They describe the stored body, which a 304 does not replace.
 			continue
 		}
 		ne.header[k] = v
 	}
-	ne.timing(reqTime, respTime, parseAge(res.Header))
+	ne.timing(reqTime, respTime, parseAge(res.Header), directives(ne.header, s.name))
 	s.insert(&ne)
 	return &ne, true
 }

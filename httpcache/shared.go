@@ -93,7 +93,8 @@ type Shared struct {
 	lockWait time.Duration
 	workers  int
 
-	hitStatus string // precomputed "name; hit"
+	hitStatus  string // precomputed "name; hit"
+	capability string // Surrogate-Capability value naming this cache
 
 	// flightMu guards flights.
 	flightMu sync.Mutex
@@ -158,6 +159,7 @@ func NewShared(cfg Config) (*Shared, error) {
 	}
 	s.bg = make(chan bgJob, 64*s.workers)
 	s.hitStatus = s.name + "; hit"
+	s.capability = s.name + `="Surrogate/1.0"`
 	s.idx.init()
 	store, err := otter.New(&otter.Options[string, *entry]{
 		MaximumWeight: uint64(max),
@@ -385,6 +387,7 @@ func (s *Shared) outgoing(req *http.Request, ownValidators bool) *http.Request {
 	for _, f := range s.unkeyed {
 		out.Header.Del(f)
 	}
+	out.Header.Set("Surrogate-Capability", s.capability)
 	if ownValidators {
 		out.Header.Del("If-None-Match")
 		out.Header.Del("If-Modified-Since")
