@@ -1,0 +1,30 @@
+package balancer
+
+// p2c is the power of two choices (Mitzenmacher): two different members
+// drawn at random, in proportion to weight, and the one with fewer requests
+// in flight relative to its weight wins; a tie goes to the first drawn, so
+// an idle pool is shared in proportion to weight. Two random probes get
+// nearly all of least-connections' balance (the maximum load drops from
+// about log n/log log n to log log n) while costing O(1) instead of a scan,
+// and, unlike a full scan, many balancers that see the same counts do not
+// all herd onto the same least-loaded member.
+type p2c struct {
+	weights poolCache[weightTable]
+}
+
+// Select implements Selector.
+func (s *p2c) Select(pool []*Backend, _ *Request) (*Backend, bool) {
+	switch len(pool) {
+	case 0:
+		return nil, false
+	case 1:
+		return pool[0], true
+	}
+	t := s.weights.get(pool, buildWeightTable)
+	i, j := t.drawPair(len(pool))
+	a, b := pool[i], pool[j]
+	if lessLoaded(b.InFlight(), weightOf(b), a.InFlight(), weightOf(a)) {
+		return b, true
+	}
+	return a, true
+}

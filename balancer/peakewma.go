@@ -1,0 +1,31 @@
+package balancer
+
+// peakEWMA is p2c on Backend.Cost: two different members drawn at random
+// in proportion to weight, and the one with the lower (in-flight + 1) x
+// peak-EWMA round-trip estimate / weight wins (Finagle's and Linkerd's
+// peak-EWMA balancer). The estimate jumps to a slower observation at once
+// and counts a failed exchange as a one-second round trip, so a member that
+// turns slow, or answers fast with errors, stops attracting traffic within
+// a request or two. An estimate that no request refreshes decays toward
+// zero (see Backend.Cost), so a shunned member is eventually tried again:
+// that probe either clears it or pushes its estimate back up.
+type peakEWMA struct {
+	weights poolCache[weightTable]
+}
+
+// Select implements Selector.
+func (s *peakEWMA) Select(pool []*Backend, r *Request) (*Backend, bool) {
+	switch len(pool) {
+	case 0:
+		return nil, false
+	case 1:
+		return pool[0], true
+	}
+	t := s.weights.get(pool, buildWeightTable)
+	i, j := t.drawPair(len(pool))
+	a, b := pool[i], pool[j]
+	if b.Cost(r.Now) < a.Cost(r.Now) {
+		return b, true
+	}
+	return a, true
+}
