@@ -65,8 +65,15 @@ type Backend struct {
 	// the member out; ejections counts them to grow the backoff.
 	ejectedUntil atomic.Int64
 	ejections    atomic.Int32
-	// readySince is when the member last became ready, for slow start.
+	// readySince is when the member last became ready, for slow start;
+	// drainSince when it started draining.
 	readySince atomic.Int64
+	drainSince atomic.Int64
+
+	// slots caps concurrent requests when MaxConnsPerBackend is set;
+	// queued counts requests waiting for a slot.
+	slots  chan struct{}
+	queued atomic.Int32
 
 	conns connPool
 	stats memberStats

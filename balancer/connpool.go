@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"bufio"
-	"context"
 	"net"
 	"sync"
 	"time"
@@ -40,7 +39,7 @@ func (p *connPool) get(now int64, maxIdle time.Duration) *backendConn {
 			p.mu.Unlock()
 			return c
 		}
-		c.Close()
+		c.release()
 	}
 	p.mu.Unlock()
 	return nil
@@ -57,7 +56,7 @@ func (p *connPool) put(c *backendConn, now int64, max int) {
 		return
 	}
 	p.mu.Unlock()
-	c.Close()
+	c.release()
 }
 
 // closeIdle closes every idle connection.
@@ -67,7 +66,7 @@ func (p *connPool) closeIdle() {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, c := range idle {
-		c.Close()
+		c.release()
 	}
 }
 
@@ -81,8 +80,8 @@ var (
 )
 
 // dial opens a new connection to the member.
-func (b *Backend) dial(ctx context.Context, d *net.Dialer) (*backendConn, error) {
-	c, err := d.DialContext(ctx, "tcp", b.addr)
+func (b *Backend) dial(d *net.Dialer) (*backendConn, error) {
+	c, err := d.Dial("tcp", b.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -94,4 +93,14 @@ func (b *Backend) dial(ctx context.Context, d *net.Dialer) (*backendConn, error)
 	bw := writerPool.Get().(*bufio.Writer)
 	bw.Reset(c)
 	return &backendConn{Conn: c, br: br, bw: bw}, nil
+}
+
+// release closes the connection and returns its buffers for reuse.
+func (c *backendConn) release() {
+	c.Conn.Close()
+	c.br.Reset(nil)
+	c.bw.Reset(nil)
+	readerPool.Put(c.br)
+	writerPool.Put(c.bw)
+	c.br, c.bw = nil, nil
 }

@@ -30,6 +30,7 @@ type Env struct {
 // Each command lives in a file of its own in this package.
 func commands() []command {
 	return []command{
+		{"balance", "run the load balancer in front of a pool of app servers", runBalance},
 		{"bench", "send HTTP load, open or closed loop, and measure latency and capacity", runBench},
 		{"version", "print the version", runVersion},
 	}
