@@ -260,4 +260,3 @@ func TestGracefulStopFinishesInFlight(t *testing.T) {
 		t.Errorf("listener still accepting after stop")
 	}
 }
-
