@@ -248,3 +248,44 @@ func isHashKeyName(name string) bool {
 	}
 	return true
 }
+
+// hash64 is the 64-bit hash of the hash policy's keys and ring points:
+// eight bytes at a time, each word folded in by xor, an odd multiply (a
+// bijection, so inputs that differ in one word never collide) and a
+// rotation, then the murmur3 finalizer so that every input bit reaches
+// every output bit. It is fixed, unlike hash/maphash's per-process seed,
+// so balancers that share a pool map keys alike; it does not allocate.
+// Keys come from clients, but a client choosing keys that collide gains
+// nothing the bounded load does not already take away.
+func hash64(b []byte) uint64 {
+	h := uint64(len(b))*hashK0 ^ hashSeed
+	for len(b) >= 8 {
+		h = bits.RotateLeft64((h^binary.LittleEndian.Uint64(b))*hashK1, 31)
+		b = b[8:]
+	}
+	if len(b) > 0 {
+		var w uint64
+		for i, c := range b {
+			w |= uint64(c) << (8 * i)
+		}
+		h = bits.RotateLeft64((h^w)*hashK1, 31)
+	}
+	return mix64(h)
+}
+
+// Constants of hash64: odd, with well-spread bits.
+const (
+	hashSeed = 0x243f6a8885a308d3 // pi's fraction
+	hashK0   = 0x9e3779b97f4a7c15 // 2^64 / golden ratio
+	hashK1   = 0xbf58476d1ce4e5b9
+)
+
+// mix64 is the 64-bit finalizer of murmur3.
+func mix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}

@@ -8,12 +8,16 @@ package balancer
 // about log n/log log n to log log n) while costing O(1) instead of a scan,
 // and, unlike a full scan, many balancers that see the same counts do not
 // all herd onto the same least-loaded member.
+//
+// A member in slow start (see PolicyConfig.SlowStart) is compared on its
+// in-flight relative to weight x its ramp factor.
 type p2c struct {
+	ramp    ramp
 	weights poolCache[weightTable]
 }
 
 // Select implements Selector.
-func (s *p2c) Select(pool []*Backend, _ *Request) (*Backend, bool) {
+func (s *p2c) Select(pool []*Backend, r *Request) (*Backend, bool) {
 	switch len(pool) {
 	case 0:
 		return nil, false
@@ -23,7 +27,18 @@ func (s *p2c) Select(pool []*Backend, _ *Request) (*Backend, bool) {
 	t := s.weights.get(pool, buildWeightTable)
 	i, j := t.drawPair(len(pool))
 	a, b := pool[i], pool[j]
-	if lessLoaded(b.InFlight(), weightOf(b), a.InFlight(), weightOf(a)) {
+	al, aw, bl, bw := a.InFlight(), weightOf(a), b.InFlight(), weightOf(b)
+	if s.ramp.window > 0 {
+		fa, fb := s.ramp.factor(a, r.Now), s.ramp.factor(b, r.Now)
+		if fa != fb {
+			// bl/(bw x fb) < al/(aw x fa)
+			if float64(bl*aw)*fa < float64(al*bw)*fb {
+				return b, true
+			}
+			return a, true
+		}
+	}
+	if lessLoaded(bl, bw, al, aw) {
 		return b, true
 	}
 	return a, true

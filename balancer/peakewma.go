@@ -9,7 +9,11 @@ package balancer
 // a request or two. An estimate that no request refreshes decays toward
 // zero (see Backend.Cost), so a shunned member is eventually tried again:
 // that probe either clears it or pushes its estimate back up.
+//
+// A member in slow start (see PolicyConfig.SlowStart) has its cost divided
+// by its ramp factor.
 type peakEWMA struct {
+	ramp    ramp
 	weights poolCache[weightTable]
 }
 
@@ -24,7 +28,13 @@ func (s *peakEWMA) Select(pool []*Backend, r *Request) (*Backend, bool) {
 	t := s.weights.get(pool, buildWeightTable)
 	i, j := t.drawPair(len(pool))
 	a, b := pool[i], pool[j]
-	if b.Cost(r.Now) < a.Cost(r.Now) {
+	ac, bc := a.Cost(r.Now), b.Cost(r.Now)
+	if s.ramp.window > 0 {
+		if fa, fb := s.ramp.factor(a, r.Now), s.ramp.factor(b, r.Now); fa != fb {
+			ac, bc = ac/fa, bc/fb
+		}
+	}
+	if bc < ac {
 		return b, true
 	}
 	return a, true

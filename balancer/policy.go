@@ -1,14 +1,13 @@
 package balancer
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -39,6 +38,17 @@ type PolicyConfig struct {
 	// policies ignore it.
 	HashBalance float64
 
+	// SlowStart is how long a member that has just become ready (added,
+	// or back from ejection or down) takes to reach its full weight in the
+	// p2c and peak-ewma comparisons: it counts with 10% of its weight at
+	// first, rising linearly in steps of 1/16. Under p2c this holds a cold
+	// member to about that share of its peers' in-flight requests (an idle
+	// pool still shares evenly); under peak-ewma its cost is divided by
+	// it, so it wins fewer pairs even when idle. Members that became ready
+	// together compare as usual. If zero, 10s is used; negative turns slow
+	// start off. Other policies ignore it.
+	SlowStart time.Duration
+
 	// VirtualNodes is the hash ring's number of points per unit of weight.
 	// More points spread keys more evenly at the cost of a larger ring.
 	// If zero, 100 is used; at most 10000. The ring is capped at
@@ -61,7 +71,7 @@ func PolicyNames() []string {
 func NewSelector(cfg PolicyConfig) (Selector, error) {
 	switch cfg.Name {
 	case "", "p2c":
-		return &p2c{}, nil
+		return &p2c{ramp: newRamp(cfg.SlowStart)}, nil
 	case "random":
 		return &random{}, nil
 	case "round-robin":
@@ -69,7 +79,7 @@ func NewSelector(cfg PolicyConfig) (Selector, error) {
 	case "least-connections":
 		return &leastConn{}, nil
 	case "peak-ewma":
-		return &peakEWMA{}, nil
+		return &peakEWMA{ramp: newRamp(cfg.SlowStart)}, nil
 	case "hash":
 		h, err := newHash(cfg)
 		if err != nil {
@@ -253,43 +263,34 @@ func lessLoaded(al, aw, bl, bw int64) bool {
 	return al*bw < bl*aw
 }
 
-// hash64 is the 64-bit hash of the hash policy's keys and ring points:
-// eight bytes at a time, each word folded in by xor, an odd multiply (a
-// bijection, so inputs that differ in one word never collide) and a
-// rotation, then the murmur3 finalizer so that every input bit reaches
-// every output bit. It is fixed, unlike hash/maphash's per-process seed,
-// so balancers that share a pool map keys alike; it does not allocate.
-// Keys come from clients, but a client choosing keys that collide gains
-// nothing the bounded load does not already take away.
-func hash64(b []byte) uint64 {
-	h := uint64(len(b))*hashK0 ^ hashSeed
-	for len(b) >= 8 {
-		h = bits.RotateLeft64((h^binary.LittleEndian.Uint64(b))*hashK1, 31)
-		b = b[8:]
-	}
-	if len(b) > 0 {
-		var w uint64
-		for i, c := range b {
-			w |= uint64(c) << (8 * i)
-		}
-		h = bits.RotateLeft64((h^w)*hashK1, 31)
-	}
-	return mix64(h)
+// ramp is slow start: the share of its weight a member that became ready
+// at readySince counts with at a request's time now.
+type ramp struct {
+	window int64 // ns; 0 when off
 }
 
-// Constants of hash64: odd, with well-spread bits.
-const (
-	hashSeed = 0x243f6a8885a308d3 // pi's fraction
-	hashK0   = 0x9e3779b97f4a7c15 // 2^64 / golden ratio
-	hashK1   = 0xbf58476d1ce4e5b9
-)
+// minRamp is the share of its weight a member counts with when it has just
+// become ready.
+const minRamp = 0.1
 
-// mix64 is the 64-bit finalizer of murmur3.
-func mix64(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
+func newRamp(d time.Duration) ramp {
+	switch {
+	case d == 0:
+		return ramp{window: int64(10 * time.Second)}
+	case d < 0:
+		return ramp{}
+	}
+	return ramp{window: int64(d)}
+}
+
+// factor is b's share of its weight at now: 1 once the window has passed
+// since it became ready, else from minRamp rising linearly in steps of
+// 1/16, so that members that became ready at nearly the same time get the
+// same factor and compare exactly as without slow start.
+func (r ramp) factor(b *Backend, now int64) float64 {
+	up := now - b.readySince.Load()
+	if up >= r.window {
+		return 1
+	}
+	return max(minRamp, float64(up*16/r.window)/16)
 }

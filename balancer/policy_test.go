@@ -24,6 +24,7 @@ func policyPool(t testing.TB, weights ...int) []*Backend {
 		if err != nil {
 			t.Fatal(err)
 		}
+		b.readySince.Store(-int64(time.Hour)) // long past slow start
 		pool[i] = b
 	}
 	return pool
@@ -381,6 +382,44 @@ func TestWeightTableExact(t *testing.T) {
 			if want := uint64(w) * n; got[i] != want {
 				t.Errorf("weights %v: member %d has %d/%d, want %d/%d", weights, i, got[i], n*tab.total, want, n*tab.total)
 			}
+		}
+	}
+}
+
+func TestSlowStart(t *testing.T) {
+	t.Parallel()
+	const now = int64(time.Hour)
+	tests := []struct {
+		policy    string
+		slowStart time.Duration
+		readyAgo  time.Duration // of member c; a and b are long ready
+		inflight  []int64
+		wantC     float64 // c's share of 6000 picks, within 0.04
+	}{
+		// c has 2 in flight against 10: p2c picks it whenever drawn (2/3)
+		// unless, 1 s into a 10 s slow start, it counts with 10% of its
+		// weight: 2/0.1 = 20 > 10.
+		{"p2c", 0, time.Second, []int64{10, 10, 2}, 0},
+		{"p2c", -1, time.Second, []int64{10, 10, 2}, 2.0 / 3},
+		{"p2c", 0, 11 * time.Second, []int64{10, 10, 2}, 2.0 / 3},
+		// Half way (factor 0.5) c counts 6 as 12: too many; near the end
+		// (factor 15/16) as 6.4.
+		{"p2c", 20 * time.Second, 11 * time.Second, []int64{10, 10, 6}, 0},
+		{"p2c", 20 * time.Second, 19 * time.Second, []int64{10, 10, 6}, 2.0 / 3},
+		// Idle, c costs ten times its peers at first, and then the same.
+		{"peak-ewma", 0, time.Second, []int64{0, 0, 0}, 0},
+		{"peak-ewma", 0, time.Minute, []int64{0, 0, 0}, 1.0 / 3},
+		{"peak-ewma", -1, time.Second, []int64{0, 0, 0}, 1.0 / 3},
+	}
+	for _, tt := range tests {
+		pool := policyPool(t, 1, 1, 1)
+		setInFlight(pool, tt.inflight...)
+		pool[2].readySince.Store(now - int64(tt.readyAgo))
+		r := policyRequest("/", "10.0.0.1")
+		r.Now = now
+		got := countPicks(t, mustSelector(t, PolicyConfig{Name: tt.policy, SlowStart: tt.slowStart}), pool, r, 6000)
+		if share := float64(got["c"]) / 6000; math.Abs(share-tt.wantC) > 0.04 {
+			t.Errorf("%s, slow start %v, c ready %v ago: c share %.3f, want %.3f", tt.policy, tt.slowStart, tt.readyAgo, share, tt.wantC)
 		}
 	}
 }
