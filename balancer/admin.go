@@ -21,6 +21,13 @@ type MemberStats struct {
 	Requests uint64  `json:"requests"`
 	Failures uint64  `json:"failures"`
 	EWMAms   float64 `json:"ewma_ms"`
+	// Healthy is false while active health checks fail.
+	Healthy bool `json:"healthy"`
+	// Dynamic members joined by heartbeat or the admin API.
+	Dynamic bool `json:"dynamic"`
+	// ReportedInFlight and Capacity are what the member's heartbeat said.
+	ReportedInFlight int64 `json:"reported_in_flight"`
+	Capacity         int64 `json:"capacity"`
 }
 
 // Stats is a snapshot of the balancer's figures, read by the admin API,
@@ -60,7 +67,8 @@ func (b *Balancer) Stats() Stats {
 			ID: m.ID, URL: m.URL.String(), State: m.State().String(),
 			Ejected: m.ejectedUntil.Load() > now, Weight: m.Weight,
 			InFlight: m.InFlight(), Requests: m.Requests(), Failures: m.Failures(),
-			EWMAms: m.decayedEWMA(now) / 1e6,
+			EWMAms: m.decayedEWMA(now) / 1e6, Healthy: !m.probeDown.Load(),
+			Dynamic: m.dynamic.Load(), ReportedInFlight: m.reportedInFlight.Load(), Capacity: m.capacity.Load(),
 		}
 		s.InFlight += ms.InFlight
 		s.Members = append(s.Members, ms)
@@ -133,6 +141,7 @@ func (b *Balancer) handleAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	m.dynamic.Store(true)
 	if err := b.Add(m); err != nil {
 		writeError(w, http.StatusConflict, err)
 		return
@@ -178,7 +187,7 @@ func (b *Balancer) WriteMetrics(w io.Writer) {
 	sb.WriteString("# HELP scaleout_member_up Whether a member is in rotation (ready and not ejected).\n# TYPE scaleout_member_up gauge\n")
 	for _, m := range s.Members {
 		up := 0
-		if m.State == "ready" && !m.Ejected {
+		if m.State == "ready" && !m.Ejected && m.Healthy {
 			up = 1
 		}
 		fmt.Fprintf(&sb, "scaleout_member_up{member=%q,state=%q} %d\n", m.ID, m.State, up)

@@ -75,6 +75,15 @@ type Backend struct {
 	slots  chan struct{}
 	queued atomic.Int32
 
+	// probeDown is set while active health checks fail. reported holds
+	// what the member's last heartbeat said of its own load.
+	probeDown        atomic.Bool
+	reportedInFlight atomic.Int64
+	capacity         atomic.Int64
+	// dynamic is set for members that joined by heartbeat or the admin
+	// API rather than from configuration, so a config reload keeps them.
+	dynamic atomic.Bool
+
 	conns connPool
 	stats memberStats
 }
@@ -194,3 +203,7 @@ func nanotime() int64 { return int64(time.Since(clockBase)) }
 
 // clockBase anchors nanotime; it is read-only after package initialization.
 var clockBase = time.Now()
+
+// Dynamic reports whether the member joined by heartbeat or through the
+// admin API rather than from configuration.
+func (b *Backend) Dynamic() bool { return b.dynamic.Load() }

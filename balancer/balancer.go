@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,6 +42,9 @@ type Config struct {
 	Selector Selector
 	// Logger receives the balancer's logs. If nil, logs are discarded.
 	Logger *slog.Logger
+	// NewCache, if set, builds the shared HTTP cache that answers GET and
+	// HEAD requests, given the transport its misses go to (the pool).
+	NewCache func(pool http.RoundTripper) (Cache, error)
 
 	// Sticky turns sticky sessions on: a signed cookie pins a client to the
 	// member that served it. Secret is then required (16 bytes or more).
@@ -190,10 +195,12 @@ func (c *Config) setDefaults() error {
 // members with Add, and serve clients with Serve. All methods are safe for
 // concurrent use.
 type Balancer struct {
-	cfg    Config
-	log    *slog.Logger
-	sticky *stickyCodec
-	dialer net.Dialer
+	cfg      Config
+	log      *slog.Logger
+	sticky   *stickyCodec
+	dialer   net.Dialer
+	cache    Cache
+	selector atomic.Pointer[Selector]
 
 	// mu guards members and retired, and serializes snapshot rebuilds.
 	mu      sync.Mutex
@@ -244,6 +251,14 @@ func New(cfg Config) (*Balancer, error) {
 			return nil, err
 		}
 		b.sticky = c
+	}
+	b.selector.Store(&cfg.Selector)
+	if cfg.NewCache != nil {
+		c, err := cfg.NewCache(newPoolTransport(b))
+		if err != nil {
+			return nil, fmt.Errorf("balancer cache: %w", err)
+		}
+		b.cache = c
 	}
 	b.budget.init(cfg.RetryBudget)
 	b.snap.Store(&snapshot{byToken: map[[8]byte]*Backend{}})
@@ -355,6 +370,10 @@ func (b *Balancer) rebuildLocked() {
 			continue
 		}
 		ready = append(ready, m)
+		if m.probeDown.Load() {
+			ejected = append(ejected, m)
+			continue
+		}
 		if until := m.ejectedUntil.Load(); until > now {
 			ejected = append(ejected, m)
 			if next == 0 || until < next {
@@ -366,7 +385,7 @@ func (b *Balancer) rebuildLocked() {
 	}
 	maxOut := int(float64(len(ready)) * b.cfg.MaxEjectedShare)
 	if len(ejected) > maxOut {
-		slices.SortFunc(ejected, func(x, y *Backend) int { return int(x.consecFails.Load() - y.consecFails.Load()) })
+		slices.SortStableFunc(ejected, func(x, y *Backend) int { return badness(x) - badness(y) })
 		keep := ejected[:len(ejected)-maxOut]
 		s.eligible = append(s.eligible, keep...)
 		b.counter.guardActive.Store(1)
@@ -412,11 +431,107 @@ func (b *Balancer) noteResult(m *Backend, failed bool) {
 	if d > b.cfg.EjectMax || d <= 0 {
 		d = b.cfg.EjectMax
 	}
-	m.ejectedUntil.Store(nanotime() + int64(d))
+	until := nanotime() + int64(d)
+	m.ejectedUntil.Store(until)
+	m.readySince.Store(until) // back from ejection with slow start
 	m.consecFails.Store(0)
 	b.counter.ejections.Add(1)
 	b.log.Warn("member ejected", "id", m.ID, "for", d, "ejections", k)
 	b.mu.Lock()
 	b.rebuildLocked()
 	b.mu.Unlock()
+}
+
+// badness orders out-of-rotation members for the guard: a member that only
+// passive health ejected is less bad than one whose probes fail too.
+func badness(m *Backend) int {
+	n := int(m.consecFails.Load()) + int(m.ejections.Load())
+	if m.probeDown.Load() {
+		n += 1000
+	}
+	return n
+}
+
+// SetHealthy records an active health check's verdict on member id: an
+// unhealthy member leaves rotation (within the guard's bound) until a
+// check passes again, when it comes back with slow start.
+func (b *Balancer) SetHealthy(id string, healthy bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.lookupLocked(id)
+	if m == nil {
+		return fmt.Errorf("member %s: %w", id, ErrUnknownBackend)
+	}
+	if m.probeDown.Swap(!healthy) == !healthy {
+		return nil
+	}
+	if healthy {
+		m.readySince.Store(nanotime())
+	}
+	b.rebuildLocked()
+	b.log.Info("member health", "id", id, "healthy", healthy)
+	return nil
+}
+
+// Upsert adds a member that announced itself (by heartbeat, say), or
+// updates one already known: a new URL replaces the member's address (its
+// in-flight requests finish on the old one), and weight, capacity and the
+// in-flight count it reports are recorded. weight below 1 keeps the
+// current weight (1 for a new member).
+func (b *Balancer) Upsert(id, rawURL string, weight, capacity, reportedInFlight int) error {
+	b.mu.Lock()
+	m := b.lookupLocked(id)
+	if m != nil && m.URL.Host == hostOf(rawURL) && (weight < 1 || weight == m.Weight) {
+		m.capacity.Store(int64(capacity))
+		m.reportedInFlight.Store(int64(reportedInFlight))
+		b.mu.Unlock()
+		return nil
+	}
+	if weight < 1 {
+		weight = 1
+		if m != nil {
+			weight = m.Weight
+		}
+	}
+	nm, err := NewBackend(id, rawURL, weight)
+	if err != nil {
+		b.mu.Unlock()
+		return err
+	}
+	nm.dynamic.Store(m == nil || m.dynamic.Load())
+	nm.capacity.Store(int64(capacity))
+	nm.reportedInFlight.Store(int64(reportedInFlight))
+	if m != nil {
+		nm.state.Store(m.state.Load())
+		nm.drainSince.Store(m.drainSince.Load())
+		i := slices.Index(b.members, m)
+		b.members[i] = nm
+		m.conns.closeIdle()
+	} else {
+		b.members = append(b.members, nm)
+		delete(b.retired, nm.stickyToken)
+	}
+	if b.cfg.MaxConnsPerBackend > 0 {
+		nm.slots = make(chan struct{}, b.cfg.MaxConnsPerBackend)
+	}
+	b.rebuildLocked()
+	b.mu.Unlock()
+	b.log.Info("member registered", "id", id, "url", nm.URL.String(), "weight", weight)
+	return nil
+}
+
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// SetSelector replaces the load-balancing policy; requests already being
+// routed finish with the old one.
+func (b *Balancer) SetSelector(s Selector) {
+	if s != nil {
+		b.selector.Store(&s)
+	}
 }

@@ -231,6 +231,9 @@ func (c *clientConn) relay(bc *backendConn, mb *Backend, p *plan, head []byte) r
 	if b.sticky != nil && p.setCookie {
 		opts.cookie = c.stickyCookie(mb)
 	}
+	if b.cache != nil && r.status < 400 && !safeMethod(q.Method) {
+		c.invalidate(r)
+	}
 	c.scratch = buildResponseHead(c.scratch[:0], r, opts)
 	bc.br.Discard(len(head))
 	if p.replayable {
@@ -308,4 +311,26 @@ func (c *clientConn) stickyCookie(mb *Backend) []byte {
 	v = append(v, "; HttpOnly; SameSite=Lax"...)
 	c.cookieBuf = v
 	return v
+}
+
+// safeMethod reports whether a method is safe (RFC 9110 section 9.2.1).
+func safeMethod(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	return false
+}
+
+// invalidate purges from the shared cache what the successful unsafe
+// request just answered by r changed.
+func (c *clientConn) invalidate(r *message) {
+	var locs []string
+	for i := range r.headers {
+		f := &r.headers[i]
+		if equalFold(f.name, "location") || equalFold(f.name, "content-location") {
+			locs = append(locs, string(f.value))
+		}
+	}
+	c.purgeAfterWrite(string(c.req.Header("host")), c.req.Target, locs)
 }

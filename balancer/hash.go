@@ -142,8 +142,11 @@ func (ring *hashRing) walk(pool []*Backend, k int, total float64) *Backend {
 }
 
 // key hashes the request's key, falling back to the client address when
-// the header or cookie is missing.
+// the header or cookie is missing or empty.
 func (s *hashPolicy) key(r *Request) uint64 {
+	if r == nil {
+		return hash64(nil)
+	}
 	var v []byte
 	switch s.kind {
 	case keyPath:
@@ -153,7 +156,7 @@ func (s *hashPolicy) key(r *Request) uint64 {
 	case keyCookie:
 		v = r.Cookie(s.name)
 	}
-	if v != nil {
+	if len(v) > 0 {
 		return hash64(v)
 	}
 	a := r.ClientIP.Unmap().As16()

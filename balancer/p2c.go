@@ -29,7 +29,7 @@ func (s *p2c) Select(pool []*Backend, r *Request) (*Backend, bool) {
 	a, b := pool[i], pool[j]
 	al, aw, bl, bw := a.InFlight(), weightOf(a), b.InFlight(), weightOf(b)
 	if s.ramp.window > 0 {
-		fa, fb := s.ramp.factor(a, r.Now), s.ramp.factor(b, r.Now)
+		fa, fb := s.ramp.factor(a, requestNow(r)), s.ramp.factor(b, requestNow(r))
 		if fa != fb {
 			// bl/(bw x fb) < al/(aw x fa)
 			if float64(bl*aw)*fa < float64(al*bw)*fb {

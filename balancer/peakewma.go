@@ -28,9 +28,10 @@ func (s *peakEWMA) Select(pool []*Backend, r *Request) (*Backend, bool) {
 	t := s.weights.get(pool, buildWeightTable)
 	i, j := t.drawPair(len(pool))
 	a, b := pool[i], pool[j]
-	ac, bc := a.Cost(r.Now), b.Cost(r.Now)
+	t0 := requestNow(r)
+	ac, bc := a.Cost(t0), b.Cost(t0)
 	if s.ramp.window > 0 {
-		if fa, fb := s.ramp.factor(a, r.Now), s.ramp.factor(b, r.Now); fa != fb {
+		if fa, fb := s.ramp.factor(a, t0), s.ramp.factor(b, t0); fa != fb {
 			ac, bc = ac/fa, bc/fb
 		}
 	}

@@ -26,7 +26,7 @@ type PolicyConfig struct {
 	// HashKey is what the hash policy hashes: "ip" (the client address),
 	// "path" (the request-target without its query), "header:NAME" (the
 	// first NAME header field) or "cookie:NAME". A request that lacks the
-	// header or cookie is hashed by client address. If empty, "ip" is
+	// header or cookie, or has it empty, is hashed by client address. If empty, "ip" is
 	// used. Other policies ignore it.
 	HashKey string
 
@@ -281,6 +281,14 @@ func newRamp(d time.Duration) ramp {
 		return ramp{}
 	}
 	return ramp{window: int64(d)}
+}
+
+// requestNow is r.Now, or 0 for a nil request.
+func requestNow(r *Request) int64 {
+	if r == nil {
+		return 0
+	}
+	return r.Now
 }
 
 // factor is b's share of its weight at now: 1 once the window has passed

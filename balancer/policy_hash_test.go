@@ -60,10 +60,13 @@ func TestHashMissingKeyFallsBackToIP(t *testing.T) {
 	byIP := mustSelector(t, PolicyConfig{Name: "hash", HashKey: "ip"})
 	for k := range 200 {
 		r := policyRequest("/", fmt.Sprintf("192.0.2.%d", k))
+		if k%2 == 1 {
+			r = policyRequest("/", fmt.Sprintf("192.0.2.%d", k), "X-User", "")
+		}
 		a, _ := byHeader.Select(pool, r)
 		b, _ := byIP.Select(pool, r)
 		if a != b {
-			t.Fatalf("no X-User header, ip 192.0.2.%d: %s, want %s as hashed by ip", k, a.ID, b.ID)
+			t.Fatalf("no or empty X-User header, ip 192.0.2.%d: %s, want %s as hashed by ip", k, a.ID, b.ID)
 		}
 	}
 }

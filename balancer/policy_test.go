@@ -84,6 +84,10 @@ func TestNewSelector(t *testing.T) {
 		if b, ok := s.Select(pool, policyRequest("/", "127.0.0.1")); !ok || b != pool[0] {
 			t.Errorf("%q: Select(one member) = %v, %v; want a, true", name, b, ok)
 		}
+		// A nil request is not the balancer's use, but must not panic.
+		if b, ok := s.Select(policyPool(t, 1, 2, 3), nil); !ok || b == nil {
+			t.Errorf("%q: Select(nil request) = %v, %v; want a member", name, b, ok)
+		}
 	}
 	if _, ok := mustSelector(t, PolicyConfig{}).(*p2c); !ok {
 		t.Errorf("default policy is not p2c")

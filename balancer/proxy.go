@@ -244,10 +244,13 @@ func (c *clientConn) handle(head []byte) bool {
 		parseRequestHead(p.head, m) // the buffer may have moved
 		p.replayable = true
 	}
-	c.out = buildRequestHead(c.out[:0], m, c.ipFw)
 	if b.sticky != nil {
 		c.stickyPin(&p)
 	}
+	if c.viaCache(&p) {
+		return c.serveCached(&p)
+	}
+	c.out = buildRequestHead(c.out[:0], m, c.ipFw)
 	return c.attempts(&p)
 }
 
@@ -317,6 +320,10 @@ func (c *clientConn) failRequest(p *plan, status int, msg string) bool {
 
 // pick asks the policy for a member other than those already tried.
 func (b *Balancer) pick(m *message, tried []*Backend) *Backend {
+	return b.pickView(&m.Request, tried)
+}
+
+func (b *Balancer) pickView(r *Request, tried []*Backend) *Backend {
 	pool := b.snap.Load().eligible
 	if len(tried) > 0 {
 		rest := make([]*Backend, 0, len(pool))
@@ -333,7 +340,7 @@ func (b *Balancer) pick(m *message, tried []*Backend) *Backend {
 	if len(pool) == 1 {
 		return pool[0]
 	}
-	x, ok := b.cfg.Selector.Select(pool, &m.Request)
+	x, ok := (*b.selector.Load()).Select(pool, r)
 	if !ok {
 		return nil
 	}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"scaleout/balancer"
+	"scaleout/httpcache"
 )
 
 // balanceConfig is the YAML file of "scaleout balance --config"; flags set
@@ -48,6 +49,8 @@ type balanceConfig struct {
 	MaxEjectedShare    float64  `yaml:"max_ejected_share"`
 	ShutdownGrace      Duration `yaml:"shutdown_grace"`
 	LogLevel           string   `yaml:"log_level"`
+	Cache              bool     `yaml:"cache"`
+	CacheSize          ByteSize `yaml:"cache_size"`
 }
 
 type backendConfig struct {
@@ -89,6 +92,9 @@ func runBalance(ctx context.Context, env *Env, args []string) error {
 	fl.Var(&maxHeader, "max-header-bytes", "largest request head (431 past it), like 16KiB")
 	shutdownGrace := fl.Duration("shutdown-grace", 30*time.Second, "how long in-flight requests may finish on SIGTERM")
 	fl.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fl.BoolVar(&c.Cache, "cache", false, "answer GET and HEAD from a shared HTTP cache (RFC 9111)")
+	cacheSize := ByteSize(256 << 20)
+	fl.Var(&cacheSize, "cache-size", "memory bound of the shared cache, like 256MB")
 	if err := parseFlags(env, fl, args); err != nil {
 		return helpIsNil(err)
 	}
@@ -97,20 +103,40 @@ func runBalance(ctx context.Context, env *Env, args []string) error {
 	}
 	cfg := c
 	if *configPath != "" {
-		cfg = balanceConfig{Listen: ":8080", Admin: "127.0.0.1:9090", Policy: "p2c", HashKey: "ip", LogLevel: "info"}
+		cfg = defaultBalanceConfig()
 		if err := loadYAML(*configPath, &cfg); err != nil {
 			return UsageError{Err: err}
 		}
 	}
-	overrideFromFlags(fl, &cfg, &c, backends, maxHeader, *shutdownGrace)
-	for _, s := range backends {
-		bc, err := parseBackendFlag(s)
-		if err != nil {
-			return UsageError{Err: err}
+	applyFlags := func(cfg *balanceConfig) error {
+		overrideFromFlags(fl, cfg, &c, backends, maxHeader, *shutdownGrace)
+		if isFlagSet(fl, "cache-size") || cfg.CacheSize == 0 {
+			cfg.CacheSize = cacheSize
 		}
-		cfg.Backends = append(cfg.Backends, bc)
+		for _, s := range backends {
+			bc, err := parseBackendFlag(s)
+			if err != nil {
+				return UsageError{Err: err}
+			}
+			cfg.Backends = append(cfg.Backends, bc)
+		}
+		return nil
 	}
-	return serveBalancer(ctx, env, cfg)
+	if err := applyFlags(&cfg); err != nil {
+		return err
+	}
+	return serveBalancer(ctx, env, cfg, *configPath, applyFlags)
+}
+
+// defaultBalanceConfig is what a config file starts from.
+func defaultBalanceConfig() balanceConfig {
+	return balanceConfig{Listen: ":8080", Admin: "127.0.0.1:9090", Policy: "p2c", HashKey: "ip", LogLevel: "info"}
+}
+
+func isFlagSet(fl *flag.FlagSet, name string) bool {
+	set := false
+	fl.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // overrideFromFlags copies the flags set on the command line over the
@@ -144,6 +170,8 @@ func overrideFromFlags(fl *flag.FlagSet, cfg, c *balanceConfig, _ stringList, ma
 			cfg.ShutdownGrace = Duration(grace)
 		case "log-level":
 			cfg.LogLevel = c.LogLevel
+		case "cache":
+			cfg.Cache = c.Cache
 		}
 	})
 	if cfg.MaxHeaderBytes == 0 {
@@ -175,8 +203,14 @@ func newLogger(env *Env, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
+// balanceStack is a balancer and the parts built beside it.
+type balanceStack struct {
+	b     *balancer.Balancer
+	cache *httpcache.Shared // nil without --cache
+}
+
 // buildBalancer turns the settings into a balancer with its initial pool.
-func buildBalancer(cfg balanceConfig, log *slog.Logger) (*balancer.Balancer, error) {
+func buildBalancer(cfg balanceConfig, log *slog.Logger) (*balanceStack, error) {
 	sel, err := balancer.NewSelector(balancer.PolicyConfig{Name: cfg.Policy, HashKey: cfg.HashKey})
 	if err != nil {
 		return nil, UsageError{Err: err}
@@ -190,6 +224,14 @@ func buildBalancer(cfg balanceConfig, log *slog.Logger) (*balancer.Balancer, err
 		BodyTimeout: time.Duration(cfg.BodyTimeout), MaxHeaderBytes: int(cfg.MaxHeaderBytes),
 		MaxConnsPerBackend: cfg.MaxConnsPerBackend, QueueSize: cfg.QueueSize, QueueTimeout: time.Duration(cfg.QueueTimeout),
 		EjectAfter: cfg.EjectAfter, MaxEjectedShare: cfg.MaxEjectedShare, ShutdownGrace: time.Duration(cfg.ShutdownGrace),
+	}
+	var shared *httpcache.Shared
+	if cfg.Cache {
+		bc.NewCache = func(pool http.RoundTripper) (balancer.Cache, error) {
+			s, err := httpcache.NewShared(httpcache.Config{Next: pool, MaxBytes: int64(cfg.CacheSize), Logger: log})
+			shared = s
+			return s, err
+		}
 	}
 	if cfg.Sticky {
 		secret, err := loadSecret(cfg.SecretFile, log)
@@ -211,7 +253,7 @@ func buildBalancer(cfg balanceConfig, log *slog.Logger) (*balancer.Balancer, err
 			return nil, UsageError{Err: err}
 		}
 	}
-	return b, nil
+	return &balanceStack{b: b, cache: shared}, nil
 }
 
 // loadSecret reads the cookie-signing key from path, creating the file with
@@ -243,13 +285,15 @@ func loadSecret(path string, log *slog.Logger) ([]byte, error) {
 	return secret, nil
 }
 
-// serveBalancer runs the proxy and admin listeners until ctx is done.
-func serveBalancer(ctx context.Context, env *Env, cfg balanceConfig) error {
+// serveBalancer runs the proxy and admin listeners until ctx is done. With
+// a config file, SIGHUP reloads it; flagCfg re-applies the command line's
+// overrides to each reload.
+func serveBalancer(ctx context.Context, env *Env, cfg balanceConfig, configPath string, flagCfg func(*balanceConfig) error) error {
 	log, err := newLogger(env, cfg.LogLevel)
 	if err != nil {
 		return UsageError{Err: err}
 	}
-	b, err := buildBalancer(cfg, log)
+	st, err := buildBalancer(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -263,14 +307,22 @@ func serveBalancer(ctx context.Context, env *Env, cfg balanceConfig) error {
 		return fmt.Errorf("admin listen: %w", err)
 	}
 	log.Info("balancing", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(), "policy", cfg.Policy, "members", len(cfg.Backends))
-	return runServers(ctx, b, ln, adminLn, b.AdminHandler())
+	g, gctx := errgroup.WithContext(ctx)
+	if configPath != "" {
+		g.Go(func() error { return reloadOnHUP(gctx, configPath, flagCfg, st.b, log) })
+	}
+	g.Go(func() error { return runServers(gctx, st, ln, adminLn, st.b.AdminHandler()) })
+	return g.Wait()
 }
 
 // runServers serves the proxy on ln and the admin handler on adminLn until
 // ctx is done, then shuts both down gracefully.
-func runServers(ctx context.Context, b *balancer.Balancer, ln, adminLn net.Listener, admin http.Handler) error {
+func runServers(ctx context.Context, st *balanceStack, ln, adminLn net.Listener, admin http.Handler) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return b.Serve(gctx, ln) })
+	g.Go(func() error { return st.b.Serve(gctx, ln) })
+	if st.cache != nil {
+		g.Go(func() error { return st.cache.Run(gctx) })
+	}
 	srv := &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error {
 		if err := srv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
