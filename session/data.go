@@ -3,7 +3,6 @@ package session
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -83,17 +82,3 @@ func appendJSONString(b []byte, s string) []byte {
 
 // errBadData reports session data that does not parse.
 var errBadData = errors.New("malformed session data")
-
-// ParseData decodes what AppendJSON wrote. The input is untrusted when it
-// came from a cookie; any problem is an error wrapping the cause, never a
-// panic.
-func ParseData(b []byte) (Data, error) {
-	var j dataJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return Data{}, fmt.Errorf("%w: %w", errBadData, err)
-	}
-	if j.C <= 0 || j.S < j.C {
-		return Data{}, fmt.Errorf("%w: bad timestamps c=%d s=%d", errBadData, j.C, j.S)
-	}
-	return Data{Values: j.V, Created: time.Unix(j.C, 0), Seen: time.Unix(j.S, 0), User: j.U, Gen: j.G}, nil
-}

@@ -78,7 +78,7 @@ type Codec struct {
 // key is a Key made ready: derived secrets, a pool of HMAC states, an AEAD.
 type key struct {
 	id   string
-	macs sync.Pool // of hash.Hash keyed with k_mac
+	macs sync.Pool // of *macState keyed with k_mac
 	aead cipher.AEAD
 }
 
@@ -139,7 +139,7 @@ func prepare(k Key) (*key, error) {
 		return nil, err
 	}
 	pk := &key{id: k.ID, aead: aead}
-	pk.macs.New = func() any { return hmac.New(sha256.New, macKey) }
+	pk.macs.New = func() any { return &macState{h: hmac.New(sha256.New, macKey)} }
 	return pk, nil
 }
 
@@ -185,16 +185,24 @@ func (c *Codec) Encode(name string, d *session.Data) (string, error) {
 	return string(out), nil
 }
 
+// macState is a keyed HMAC with scratch space, pooled so that signing and
+// verifying allocate nothing.
+type macState struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
+}
+
 // sum is the MAC of name 0x00 signed, where signed is "kid.payload".
 func (k *key) sum(name string, signed []byte) [sha256.Size]byte {
-	h := k.macs.Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(name))
-	h.Write([]byte{0})
-	h.Write(signed)
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	k.macs.Put(h)
+	m := k.macs.Get().(*macState)
+	m.buf = append(append(append(m.buf[:0], name...), 0), signed...)
+	m.h.Reset()
+	m.h.Write(m.buf)
+	sum := [sha256.Size]byte(m.h.Sum(m.sum[:0]))
+	if cap(m.buf) <= 8192 {
+		k.macs.Put(m)
+	}
 	return sum
 }
 
