@@ -31,6 +31,7 @@ type Env struct {
 func commands() []command {
 	return []command{
 		{"balance", "run the load balancer in front of a pool of app servers", runBalance},
+		{"app", "run the example app server (the lecture's airline)", runApp},
 		{"bench", "send HTTP load, open or closed loop, and measure latency and capacity", runBench},
 		{"version", "print the version", runVersion},
 	}

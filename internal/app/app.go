@@ -1,0 +1,297 @@
+// Package app is scaleout's example app server: the lecture's airline. It
+// lists flights, shows a flight with its passengers, books a passenger (a
+// form and a POST), and logs a user in to show sessions. It is built from
+// the project's own parts: sessions shared by every app server, HTTP
+// caching headers (ETag/304, public pages the balancer may cache, private
+// per-user pages), a server-side cache of the flight list invalidated by
+// bookings, and an SQLite database that every app process on the machine
+// shares. Each page says which server answered, so a person sees balancing.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"scaleout/httpcache"
+	"scaleout/session"
+)
+
+// FlightCache is the server-side cache of the flight list, shared by every
+// app server. Flights returns the list, loading it with load on a miss;
+// Invalidate drops what a booking on a flight changed.
+type FlightCache interface {
+	Flights(ctx context.Context, load func(context.Context) ([]Flight, error)) ([]Flight, error)
+	Invalidate(ctx context.Context, flightID int64) error
+}
+
+// Config configures the app.
+type Config struct {
+	// ID names this server on every page and in the X-Served-By header.
+	ID string
+	// DB is the airline's database; the caller owns it. Required.
+	DB *sql.DB
+	// Sessions loads and saves sessions. If nil, login is unavailable.
+	Sessions *session.Manager
+	// Cache caches the flight list. If nil, every list is a query.
+	Cache FlightCache
+	// Work is an artificial CPU cost spent on every page, so one machine
+	// can show a server saturating. If zero, none.
+	Work time.Duration
+	// Logger receives errors. If nil, nothing is logged.
+	Logger *slog.Logger
+}
+
+// App is the airline's HTTP handler. It is safe for concurrent use.
+type App struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New prepares the database (schema and sample data, once) and returns the
+// app.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("app: a database is required")
+	}
+	if cfg.ID == "" {
+		cfg.ID = "app"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := migrate(ctx, cfg.DB); err != nil {
+		return nil, fmt.Errorf("app database: %w", err)
+	}
+	a := &App{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	a.routes()
+	return a, nil
+}
+
+// Cache policies, chosen deliberately. The flight list and a flight's page
+// are the same for everyone: the balancer's shared cache may keep them
+// (s-maxage), browsers revalidate with the ETag each time (max-age=0), and a
+// booking through the balancer purges them. Per-user pages are private.
+var (
+	listPolicy   = httpcache.Policy{Public: true, MaxAge: 5 * time.Second, SMaxAge: 5 * time.Second, StaleWhileRevalidate: 10 * time.Second}
+	flightPolicy = httpcache.Policy{Public: true, MaxAge: -1, SMaxAge: 30 * time.Second, StaleIfError: time.Minute}
+	userPolicy   = httpcache.Policy{Private: true, NoCache: true}
+)
+
+func (a *App) routes() {
+	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/flights", http.StatusFound)
+	})
+	a.mux.HandleFunc("GET /flights", a.handleFlights)
+	a.mux.HandleFunc("GET /api/flights", a.handleFlightsJSON)
+	a.mux.HandleFunc("GET /flights/{id}", a.handleFlight)
+	a.mux.HandleFunc("POST /flights/{id}/book", a.handleBook)
+	a.mux.HandleFunc("GET /login", a.handleLoginForm)
+	a.mux.HandleFunc("POST /login", a.handleLogin)
+	a.mux.HandleFunc("POST /logout", a.handleLogout)
+	a.mux.HandleFunc("GET /me", a.handleMe)
+	a.mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
+		userPolicy.Apply(w.Header())
+		fmt.Fprintln(w, a.cfg.ID)
+	})
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintln(w, "ok")
+	})
+}
+
+// ServeHTTP serves the app's pages.
+func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Served-By", a.cfg.ID)
+	if a.cfg.Work > 0 {
+		spin(a.cfg.Work)
+	}
+	if a.cfg.Sessions != nil {
+		a.cfg.Sessions.Handler(a.mux).ServeHTTP(w, r)
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// spin burns CPU for d, standing in for real work.
+func spin(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+		for i := 0; i < 1000; i++ {
+			_ = i * i
+		}
+	}
+}
+
+func (a *App) flights(ctx context.Context) ([]Flight, error) {
+	load := func(ctx context.Context) ([]Flight, error) { return listFlights(ctx, a.cfg.DB) }
+	if a.cfg.Cache == nil {
+		return load(ctx)
+	}
+	return a.cfg.Cache.Flights(ctx, load)
+}
+
+func (a *App) handleFlights(w http.ResponseWriter, r *http.Request) {
+	fl, err := a.flights(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	listPolicy.Apply(w.Header())
+	if httpcache.CheckPreconditions(w, r, httpcache.Validators{ETag: listETag(fl)}) {
+		return
+	}
+	a.render(w, r, "flights", map[string]any{"Flights": fl})
+}
+
+func (a *App) handleFlightsJSON(w http.ResponseWriter, r *http.Request) {
+	fl, err := a.flights(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	listPolicy.Apply(w.Header())
+	if httpcache.CheckPreconditions(w, r, httpcache.Validators{ETag: listETag(fl)}) {
+		return
+	}
+	writeJSON(w, fl)
+}
+
+// listETag is a weak entity-tag from the flights' versions: the list's
+// data, whichever server renders it.
+func listETag(fl []Flight) string {
+	var sum int64
+	for _, f := range fl {
+		sum = sum*31 + f.Version
+	}
+	return httpcache.VersionETag("l"+strconv.FormatInt(sum, 36)+"-"+strconv.Itoa(len(fl)), true)
+}
+
+func (a *App) handleFlight(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		http.Error(w, "a flight id is a positive number", http.StatusBadRequest)
+		return
+	}
+	f, names, err := getFlight(r.Context(), a.cfg.DB, id)
+	if errors.Is(err, errNoFlight) {
+		http.Error(w, "no such flight", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	flightPolicy.Apply(w.Header())
+	if httpcache.CheckPreconditions(w, r, httpcache.Validators{ETag: httpcache.VersionETag("f"+strconv.FormatInt(f.Version, 10), true)}) {
+		return
+	}
+	a.render(w, r, "flight", map[string]any{"Flight": f, "Passengers": names})
+}
+
+func (a *App) handleBook(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		http.Error(w, "a flight id is a positive number", http.StatusBadRequest)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	user := ""
+	if s := session.FromContext(r.Context()); s != nil {
+		user = s.UserID()
+	}
+	err = book(r.Context(), a.cfg.DB, id, r.PostForm.Get("name"), user)
+	switch {
+	case errors.Is(err, errBadName):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	case errors.Is(err, errNoFlight):
+		http.Error(w, "no such flight", http.StatusNotFound)
+		return
+	case err != nil:
+		a.fail(w, r, err)
+		return
+	}
+	// Invalidate after the write has committed, so no reader can put the
+	// old list back after this point.
+	if a.cfg.Cache != nil {
+		if err := a.cfg.Cache.Invalidate(r.Context(), id); err != nil {
+			a.log.Error("cache invalidation failed", "flight", id, "err", err)
+		}
+	}
+	http.Redirect(w, r, "/flights/"+strconv.FormatInt(id, 10), http.StatusSeeOther)
+}
+
+func (a *App) handleLoginForm(w http.ResponseWriter, r *http.Request) {
+	userPolicy.Apply(w.Header())
+	a.render(w, r, "login", nil)
+}
+
+func (a *App) handleLogin(w http.ResponseWriter, r *http.Request) {
+	s := session.FromContext(r.Context())
+	if s == nil {
+		http.Error(w, "sessions are off on this server", http.StatusNotImplemented)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	name := r.PostForm.Get("name")
+	if name == "" || len(name) > 64 {
+		http.Error(w, "a user name must have 1 to 64 characters", http.StatusBadRequest)
+		return
+	}
+	if err := a.cfg.Sessions.Login(r.Context(), s, name); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	s.Put("since", a.cfg.ID)
+	http.Redirect(w, r, "/me", http.StatusSeeOther)
+}
+
+func (a *App) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if s := session.FromContext(r.Context()); s != nil {
+		if err := a.cfg.Sessions.Logout(r.Context(), s); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	http.Redirect(w, r, "/flights", http.StatusSeeOther)
+}
+
+func (a *App) handleMe(w http.ResponseWriter, r *http.Request) {
+	userPolicy.Apply(w.Header())
+	s := session.FromContext(r.Context())
+	var user, since string
+	if s != nil {
+		user = s.UserID()
+		since, _ = session.Get[string](s, "since")
+	}
+	if user == "" {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	bookings, err := bookingsOf(r.Context(), a.cfg.DB, user)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.render(w, r, "me", map[string]any{"User": user, "LoggedInOn": since, "Bookings": bookings})
+}
+
+func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.Error("request failed", "path", r.URL.Path, "err", err)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}

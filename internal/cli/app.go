@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"scaleout/internal/app"
+	"scaleout/session"
+	"scaleout/session/cookiestore"
+	"scaleout/session/sqlitestore"
+)
+
+const appSynopsis = `app [flags]
+
+Runs the example app server, the lecture's airline: flights, a flight's
+passengers, booking (a form and a POST) and a login. Sessions are shared by
+every app server through an SQLite file or a signed cookie; the database is an
+SQLite file every app process on the machine shares.`
+
+// appConfig are the settings of one app server.
+type appConfig struct {
+	Listen        string
+	ID            string
+	DataDir       string
+	Sessions      string // "sqlite" or "cookie"
+	SecretFile    string
+	Work          time.Duration
+	LogLevel      string
+	heartbeatArgs heartbeatArgs
+}
+
+func runApp(ctx context.Context, env *Env, args []string) error {
+	fl := newFlagSet(env, "app", appSynopsis)
+	var c appConfig
+	fl.StringVar(&c.Listen, "listen", "127.0.0.1:8081", "`address` to serve on")
+	fl.StringVar(&c.ID, "id", "", "this server's `id` on pages and in heartbeats (default: the listen address)")
+	fl.StringVar(&c.DataDir, "data", "scaleout-data", "`directory` of the shared SQLite files (airline.db, sessions.db)")
+	fl.StringVar(&c.Sessions, "sessions", "sqlite", "where sessions live: sqlite (a shared store) or cookie (signed cookies)")
+	fl.StringVar(&c.SecretFile, "secret-file", "", "`file` with the cookie-signing key (default DATA/secret, created when missing)")
+	fl.DurationVar(&c.Work, "work", 0, "artificial CPU cost per request, like 2ms, to show saturation")
+	fl.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	c.heartbeatArgs.register(fl)
+	if err := parseFlags(env, fl, args); err != nil {
+		return helpIsNil(err)
+	}
+	if fl.NArg() > 0 {
+		return usageErrorf("app: unexpected argument %q", fl.Arg(0))
+	}
+	if c.Sessions != "sqlite" && c.Sessions != "cookie" {
+		return usageErrorf("app: --sessions %q: want sqlite or cookie", c.Sessions)
+	}
+	if c.Work < 0 || c.Work > time.Second {
+		return usageErrorf("app: --work %v: want 0 to 1s", c.Work)
+	}
+	log, err := newLogger(env, c.LogLevel)
+	if err != nil {
+		return UsageError{Err: err}
+	}
+	if c.ID == "" {
+		c.ID = c.Listen
+	}
+	return serveApp(ctx, c, log.With("app", c.ID))
+}
+
+// serveApp opens the shared data, builds the app and serves it until ctx is
+// done, sending heartbeats when balancers are given.
+func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	db, err := sqlitestore.Open(filepath.Join(c.DataDir, "airline.db"))
+	if err != nil {
+		return fmt.Errorf("airline database: %w", err)
+	}
+	defer db.Close()
+	sessions, closeSessions, err := openSessions(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer closeSessions()
+	a, err := app.New(ctx, app.Config{ID: c.ID, DB: db, Sessions: sessions, Work: c.Work, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	handler, hb, err := c.heartbeatArgs.wrap(c.ID, "http://"+ln.Addr().String(), a, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	log.Info("app serving", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	if hb != nil {
+		g.Go(func() error { return hb(gctx) })
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		// Heartbeats say "leaving" first (hb returns when ctx ends), then
+		// in-flight requests finish.
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return g.Wait()
+}
+
+// openSessions returns the session manager the flags ask for.
+func openSessions(ctx context.Context, c appConfig, log *slog.Logger) (*session.Manager, func(), error) {
+	cfg := session.Config{Logger: log, CookieName: "airline_session"}
+	closer := func() {}
+	switch c.Sessions {
+	case "cookie":
+		path := c.SecretFile
+		if path == "" {
+			path = filepath.Join(c.DataDir, "secret")
+		}
+		secret, err := loadSecret(path, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		for len(secret) < 32 {
+			secret = append(secret, secret...)
+		}
+		codec, err := cookiestore.New(cookiestore.Config{Keys: []cookiestore.Key{{ID: "k1", Secret: secret}}})
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Codec = codec
+		// Revocation needs something shared: the generations live in
+		// the SQLite store even when sessions live in cookies.
+		fallthrough
+	case "sqlite":
+		db, err := sqlitestore.Open(filepath.Join(c.DataDir, "sessions.db"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("session database: %w", err)
+		}
+		closer = func() { db.Close() }
+		st, err := sqlitestore.New(ctx, sqlitestore.Config{DB: db})
+		if err != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("session store: %w", err)
+		}
+		if cfg.Codec == nil {
+			cfg.Store = st
+		}
+		cfg.Generations = st
+	}
+	m, err := session.New(cfg)
+	if err != nil {
+		closer()
+		return nil, nil, err
+	}
+	return m, closer, nil
+}
