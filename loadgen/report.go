@@ -12,7 +12,7 @@ import (
 func (r *Result) WriteText(w io.Writer) error {
 	var b strings.Builder
 	if r.Mode == "open" {
-		fmt.Fprintf(&b, "Load:         open loop, offered %.1f req/s, at most %d in flight\n", r.OfferedRPS, r.Connections)
+		fmt.Fprintf(&b, "Load:         open loop, offered %.1f req/s, %d connections used\n", r.OfferedRPS, r.Connections)
 	} else {
 		fmt.Fprintf(&b, "Load:         closed loop, %d connections\n", r.Connections)
 	}

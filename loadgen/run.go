@@ -7,27 +7,86 @@ import (
 	"time"
 )
 
-// run sends the load: Connections workers, each owning its connections,
-// claim request numbers from one shared counter until the run's bounds are
-// reached.
+// run sends the load. Workers, each owning its connections, claim request
+// numbers from one shared counter until the run's bounds are reached.
 func (g *Generator) run(ctx context.Context) (*Result, error) {
 	cfg := &g.cfg
-	// Open-loop latency counts from the scheduled start, so a request
-	// that starts late can take up to Duration more than Timeout.
-	rec := newRecorder(cfg.Duration + cfg.Timeout + time.Second)
-	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for id := range cfg.Connections {
-		wg.Go(func() { g.work(ctx, id, start, &next, rec) })
+	st := &runState{
+		g: g,
+		// Open-loop latency counts from the scheduled start, so a request
+		// that starts late can take up to Duration more than Timeout.
+		rec:   newRecorder(cfg.Duration + cfg.Timeout + time.Second),
+		begin: make(chan struct{}),
 	}
+	initial := cfg.Connections
+	if cfg.Rate > 0 {
+		initial = min(cfg.Connections, max(minOpenWorkers, int(cfg.Rate/200)))
+	}
+	// The first workers connect before the clock starts, so that opening
+	// connections is not mistaken for server latency.
+	var ready sync.WaitGroup
+	ready.Add(initial)
+	st.workers.Store(int64(initial))
+	for id := range initial {
+		st.wg.Go(func() { st.work(ctx, id, &ready) })
+	}
+	ready.Wait()
+	st.start = time.Now()
+	close(st.begin)
+
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	g.reportProgress(start, rec, done)
+	go func() { st.wg.Wait(); close(done) }()
+	g.reportProgress(st.start, st.rec, done)
 
 	var t totals
-	rec.merge(&t)
-	return t.result(cfg), ctx.Err()
+	st.rec.merge(&t)
+	res := t.result(cfg)
+	res.Connections = int(st.workers.Load())
+	return res, ctx.Err()
+}
+
+// minOpenWorkers is the fewest workers an open-loop run starts with. It
+// starts with enough for requests taking 5ms (Rate/200) and grows on demand.
+const minOpenWorkers = 16
+
+// growInterval spaces the open-loop workers added on demand, so a
+// generator starved of CPU (where more workers would not help) adds them
+// slowly.
+const growInterval = time.Millisecond
+
+// runState is what the workers of one run share.
+type runState struct {
+	g        *Generator
+	rec      *recorder
+	next     atomic.Int64 // the next request number to claim
+	workers  atomic.Int64 // workers started so far
+	inFlight atomic.Int64 // requests sent and not yet answered
+	lastGrow atomic.Int64 // when the last worker was added, in Unix ns
+	wg       sync.WaitGroup
+	start    time.Time     // written before begin is closed, read-only after
+	begin    chan struct{} // closed when the clock starts
+}
+
+// grow adds a worker when an open-loop request started late because every
+// other worker was waiting for an answer, unless the cap
+// (Config.Connections) is reached or a worker was added less than
+// growInterval ago. When requests start late while workers are free, the
+// generator lacks CPU, not connections: adding workers would only add
+// overhead, so it does not.
+func (st *runState) grow(ctx context.Context, now time.Time) {
+	if st.inFlight.Load() < st.workers.Load()-1 {
+		return
+	}
+	last := st.lastGrow.Load()
+	if now.UnixNano()-last < int64(growInterval) || !st.lastGrow.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	n := st.workers.Add(1)
+	if n > int64(st.g.cfg.Connections) {
+		st.workers.Add(-1)
+		return
+	}
+	st.wg.Go(func() { st.work(ctx, int(n-1), nil) })
 }
 
 // reportProgress calls Config.Progress every ProgressInterval until done is
@@ -75,8 +134,8 @@ func (g *Generator) reportProgress(start time.Time, rec *recorder, done <-chan s
 // due time, never from when it was actually sent (no coordinated
 // omission). In closed loop the worker sends as soon as its previous answer
 // is in.
-func (g *Generator) work(ctx context.Context, id int, start time.Time, next *atomic.Int64, rec *recorder) {
-	cfg := &g.cfg
+func (st *runState) work(ctx context.Context, id int, ready *sync.WaitGroup) {
+	g, cfg := st.g, &st.g.cfg
 	conns := make([]*conn, len(g.endpoints))
 	defer func() {
 		for _, c := range conns {
@@ -85,6 +144,14 @@ func (g *Generator) work(ctx context.Context, id int, start time.Time, next *ato
 			}
 		}
 	}()
+	if ready != nil {
+		for i, ep := range g.endpoints {
+			conns[i], _ = dial(ctx, ep, cfg.Timeout, cfg.TLS) // a failure shows on first use
+		}
+		ready.Done()
+		<-st.begin
+	}
+	start := st.start
 	end := start.Add(cfg.Duration)
 	var interval float64 // ns between open-loop arrivals
 	if cfg.Rate > 0 {
@@ -94,7 +161,7 @@ func (g *Generator) work(ctx context.Context, id int, start time.Time, next *ato
 	timer.Stop()
 	defer timer.Stop()
 	for ctx.Err() == nil {
-		i := next.Add(1) - 1
+		i := st.next.Add(1) - 1
 		if cfg.Requests > 0 && i >= cfg.Requests {
 			return
 		}
@@ -113,6 +180,9 @@ func (g *Generator) work(ctx context.Context, id int, start time.Time, next *ato
 				}
 			}
 			now = time.Now()
+			if now.Sub(due) > lateThreshold {
+				st.grow(ctx, now)
+			}
 		} else {
 			now = time.Now()
 			if !now.Before(end) {
@@ -120,12 +190,14 @@ func (g *Generator) work(ctx context.Context, id int, start time.Time, next *ato
 			}
 			due = now
 		}
+		st.inFlight.Add(1)
 		s := g.do(ctx, conns, &g.requests[i%int64(len(g.requests))], now)
 		finished := time.Now()
+		st.inFlight.Add(-1)
 		s.latency = finished.Sub(due)
 		s.lag = now.Sub(due)
 		s.done = finished.Sub(start)
-		rec.record(id, s)
+		st.rec.record(id, s)
 	}
 }
 

@@ -212,10 +212,12 @@ type Result struct {
 	OfferedRPS float64 `json:"offered_rps,omitempty"`
 	// AchievedRPS is Requests divided by Seconds.
 	AchievedRPS float64 `json:"achieved_rps"`
-	// Seconds is the time from the start to the last completion.
+	// Seconds is the time from the start to the last completion; in open
+	// loop, at least the span of the schedule (Requests/OfferedRPS).
 	Seconds float64 `json:"seconds"`
-	// Connections is the number of connections (closed loop) or the cap
-	// on requests in flight (open loop).
+	// Connections is the number of workers, each with its connection:
+	// Config.Connections in closed loop, as many as the run grew to in
+	// open loop.
 	Connections int `json:"connections"`
 	// Bytes counts response bytes read, heads and bodies.
 	Bytes int64 `json:"bytes"`
@@ -268,6 +270,11 @@ func (t *totals) result(cfg *Config) *Result {
 	}
 	if cfg.Rate > 0 {
 		res.Mode, res.OfferedRPS = "open", cfg.Rate
+	}
+	if cfg.Rate > 0 {
+		// Open loop: n requests span n/Rate seconds of schedule, even when
+		// the last one is answered sooner than the next would have been due.
+		res.Seconds = max(res.Seconds, float64(t.requests)/cfg.Rate)
 	}
 	if res.Seconds > 0 {
 		res.AchievedRPS = float64(t.requests) / res.Seconds

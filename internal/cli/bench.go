@@ -49,7 +49,7 @@ func newBenchFlags(env *Env) *benchFlags {
 	f := &benchFlags{fs: newFlagSet(env, "bench", "bench URL [flags]   or   bench --targets FILE [flags]")}
 	fs := f.fs
 	fs.Float64Var(&f.rate, "rate", 100, "open-loop arrival `rate` in requests per second (each request timed from its scheduled start); with --connections and no --rate the run is closed loop")
-	fs.IntVar(&f.connections, "connections", 0, "closed loop: requests kept in flight, like wrk -c; open loop: cap on requests in flight (default rate/10 in [64, 1024])")
+	fs.IntVar(&f.connections, "connections", 0, "closed loop: requests kept in flight, like wrk -c; open loop: cap on connections, opened as needed (default 256)")
 	fs.DurationVar(&f.duration, "duration", 0, "how long to send load (default 10s, or 1h when --requests is given)")
 	fs.Int64Var(&f.requests, "requests", 0, "stop after this many requests (0: no count bound)")
 	fs.StringVar(&f.method, "method", "GET", "HTTP `method`")
