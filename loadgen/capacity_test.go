@@ -61,7 +61,7 @@ func TestSearchFindsTokenBucketCapacity(t *testing.T) {
 
 	var steps []Step
 	s, err := NewSearch(SearchConfig{
-		Load:         Config{Targets: []Target{{URL: srv.URL}}},
+		Load: Config{Targets: []Target{{URL: srv.URL}}},
 		// Refusals are the capacity signal here: the latency objective
 		// and the shortfall rule are loose so that stalls of the loaded
 		// test machine do not fail steps the server passed.
