@@ -53,12 +53,12 @@ func wantState(t *testing.T, p *memPool, id string, want MemberState, when strin
 
 func TestRegistryLeaseExpiresThenGraceRemoves(t *testing.T) {
 	tests := []struct {
-		name      string
-		interval  time.Duration
-		lease     int           // LeaseIntervals
-		grace     time.Duration // RegistryConfig.Grace
-		wantDown  time.Duration // silence after which the member is down
-		wantGone  time.Duration // silence after which it is removed
+		name     string
+		interval time.Duration
+		lease    int           // LeaseIntervals
+		grace    time.Duration // RegistryConfig.Grace
+		wantDown time.Duration // silence after which the member is down
+		wantGone time.Duration // silence after which it is removed
 	}{
 		{"defaults 1s", time.Second, 0, 0, 3 * time.Second, 30 * time.Second},
 		{"fast 250ms", 250 * time.Millisecond, 0, 0, 750 * time.Millisecond, 30 * time.Second},
