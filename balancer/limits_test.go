@@ -191,8 +191,11 @@ func TestSlowMemberAvoidedUnderConcurrency(t *testing.T) {
 	for _, policy := range []string{"least-connections", "p2c", "peak-ewma"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
+			// The slow member is far slower than the fast ones can be made
+			// by a loaded machine, so the share it gets stays clear of
+			// round robin's third whatever else runs.
 			slow := newMember(t, "slow", func(w http.ResponseWriter, r *http.Request) {
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(250 * time.Millisecond)
 			})
 			f1, f2 := newMember(t, "f1", nil), newMember(t, "f2", nil)
 			sel, _ := NewSelector(PolicyConfig{Name: policy})
@@ -212,8 +215,8 @@ func TestSlowMemberAvoidedUnderConcurrency(t *testing.T) {
 			}
 			share := float64(slow.count.Load()) / float64(sent)
 			// Round robin would send it a third; these must do far better.
-			if share > 0.2 {
-				t.Errorf("%s sent the slow member %.1f%% of %d requests, want under 20%%", policy, 100*share, sent)
+			if share > 0.15 {
+				t.Errorf("%s sent the slow member %.1f%% of %d requests, want under 15%% (round robin: 33%%)", policy, 100*share, sent)
 			}
 		})
 	}
