@@ -87,15 +87,15 @@ func (r *Replica) markSuccess() {
 
 // ReplicaStats is a snapshot of one replica for Stats.
 type ReplicaStats struct {
-	Name     string
-	InFlight int64
-	Queries  uint64 // queries started on this replica, including position checks
-	Errors   uint64 // connection failures that ejected it
-	Down     bool   // ejected at the time of the snapshot
-	Replayed LSN    // newest position seen replayed
-	LagKnown bool
-	LagBytes int64
-	LagTime  time.Duration
+	Name     string        // ReplicaConfig.Name
+	InFlight int64         // queries and read-only transactions running on it now
+	Queries  uint64        // queries started on it, including position checks and heartbeat reads
+	Errors   uint64        // connection failures, each of which ejected it
+	Down     bool          // ejected at the time of the snapshot
+	Replayed LSN           // newest WAL position seen replayed
+	LagKnown bool          // whether Run has measured its lag yet
+	LagBytes int64         // WAL bytes behind the primary at the last heartbeat
+	LagTime  time.Duration // age of the oldest heartbeat it had not replayed
 }
 
 func (r *Replica) stats(now time.Time) ReplicaStats {

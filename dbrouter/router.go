@@ -229,6 +229,10 @@ func setDefaults(c *Config) {
 // caller's; the replicas are shared.
 func (r *Router) Replicas() []*Replica { return append([]*Replica(nil), r.replicas...) }
 
+// Primary returns the primary pool given in Config, for what the router
+// does not route (schema changes, a shard layer's own statements).
+func (r *Router) Primary() *sql.DB { return r.primary }
+
 // Newest returns the newest token the router has recorded (the global scope).
 func (r *Router) Newest() Token { return Token{LSN: LSN(r.newest.Load())} }
 
