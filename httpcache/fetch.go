@@ -35,9 +35,6 @@ func (s *Shared) serve(req *http.Request, e *entry, now time.Time, status string
 	if code != http.StatusNotModified {
 		res.ContentLength = n
 	}
-	if code == e.status {
-		res.Status = e.statusLine
-	}
 	return res
 }
 
@@ -119,12 +116,11 @@ func (s *Shared) admit(req *http.Request, reqCC Directives, res *http.Response, 
 // newEntry builds an entry, without its body, for the response to req.
 func (s *Shared) newEntry(req *http.Request, res *http.Response, reqTime, respTime time.Time) *entry {
 	e := &entry{
-		primary:    primaryKey(req),
-		status:     res.StatusCode,
-		statusLine: strconv.Itoa(res.StatusCode) + " " + http.StatusText(res.StatusCode),
-		header:     storedHeader(res.Header, s.tags),
-		tags:       parseTags(res.Header, s.tags),
-		vary:       varyNames(res.Header),
+		primary: primaryKey(req),
+		status:  res.StatusCode,
+		header:  storedHeader(res.Header, s.tags),
+		tags:    parseTags(res.Header, s.tags),
+		vary:    varyNames(res.Header),
 	}
 	e.key = e.primary
 	if len(e.vary) > 0 {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -430,7 +431,7 @@ func drain(rc io.ReadCloser) {
 // newResponse builds a response to req with the given parts.
 func newResponse(req *http.Request, code int, h http.Header, body []byte) *http.Response {
 	res := &http.Response{
-		Status:     fmt.Sprintf("%d %s", code, http.StatusText(code)),
+		Status:     statusLine(code),
 		StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Request: req, ContentLength: int64(len(body)),
 	}
@@ -440,6 +441,17 @@ func newResponse(req *http.Request, code int, h http.Header, body []byte) *http.
 		res.Body = &bodyReader{data: body}
 	}
 	return res
+}
+
+// statusLine is "200 OK" for 200, without formatting for the common codes.
+func statusLine(code int) string {
+	switch code {
+	case http.StatusOK:
+		return "200 OK"
+	case http.StatusNotModified:
+		return "304 Not Modified"
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
 }
 
 // bodyReader serves a stored body: one allocation instead of NopCloser's two.
