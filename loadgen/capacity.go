@@ -61,15 +61,22 @@ const (
 	VerdictErrors = "errors" // error ratio over the budget
 )
 
-// Step is one step of a capacity search.
+// Step is one step of a capacity search: StepDuration of open-loop load
+// at OfferedRPS.
 type Step struct {
-	Phase       string  `json:"phase"` // "ramp" or "bisect"
+	// Phase is "ramp" (doubling the rate) or "bisect".
+	Phase string `json:"phase"`
+	// OfferedRPS is the step's arrival rate; AchievedRPS what it achieved.
 	OfferedRPS  float64 `json:"offered_rps"`
 	AchievedRPS float64 `json:"achieved_rps"`
-	P99MS       float64 `json:"p99_ms"`
-	ErrorRatio  float64 `json:"error_ratio"`
-	StartedLate int64   `json:"started_late"`
-	Verdict     string  `json:"verdict"`
+	// P99MS is the step's p99 latency in ms, timed from scheduled starts.
+	P99MS float64 `json:"p99_ms"`
+	// ErrorRatio is the fraction of the step's requests that failed.
+	ErrorRatio float64 `json:"error_ratio"`
+	// StartedLate counts requests that started more than 5ms late.
+	StartedLate int64 `json:"started_late"`
+	// Verdict is one of the Verdict constants.
+	Verdict string `json:"verdict"`
 }
 
 // Capacity is the outcome of a Search.

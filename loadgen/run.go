@@ -110,14 +110,14 @@ func (g *Generator) reportProgress(start time.Time, rec *recorder, done <-chan s
 		case now := <-tick.C:
 			rec.merge(&t)
 			p := Progress{
-				Elapsed:   now.Sub(start),
-				Remaining: max(g.cfg.Duration-now.Sub(start), 0),
-				Requests:  t.requests,
-				Errors:    t.errors,
-				Rate:      float64(t.requests-lastN) / now.Sub(lastTime).Seconds(),
-				Late:      t.late,
-				MaxLag:    t.maxLag,
+				Elapsed:  now.Sub(start),
+				Requests: t.requests,
+				Errors:   t.errors,
+				Rate:     float64(t.requests-lastN) / now.Sub(lastTime).Seconds(),
+				Late:     t.late,
+				MaxLag:   t.maxLag,
 			}
+			p.Remaining = g.remaining(p)
 			if t.hist.TotalCount() > 0 {
 				p.P50 = time.Duration(t.hist.ValueAtQuantile(50)) * time.Microsecond
 				p.P99 = time.Duration(t.hist.ValueAtQuantile(99)) * time.Microsecond
@@ -126,6 +126,25 @@ func (g *Generator) reportProgress(start time.Time, rec *recorder, done <-chan s
 			g.cfg.Progress(p)
 		}
 	}
+}
+
+// remaining estimates the time left: until Duration ends the run, or
+// sooner when Requests will be reached first at the offered rate (open
+// loop) or the current rate (closed loop).
+func (g *Generator) remaining(p Progress) time.Duration {
+	left := max(g.cfg.Duration-p.Elapsed, 0)
+	if g.cfg.Requests == 0 {
+		return left
+	}
+	rate := g.cfg.Rate
+	if rate == 0 {
+		rate = p.Rate
+	}
+	if rate > 0 {
+		byCount := time.Duration(float64(max(g.cfg.Requests-p.Requests, 0)) / rate * float64(time.Second))
+		left = min(left, byCount)
+	}
+	return left
 }
 
 // work is one worker's loop. In open loop, request i is due at
@@ -223,7 +242,7 @@ func (g *Generator) do(ctx context.Context, conns []*conn, req *request, sent ti
 				return sample{kind: kind, timed: kind == kindTimeout}
 			}
 		}
-		resp, err := c.roundTrip(req.wire, req.head, sent.Add(g.cfg.Timeout))
+		resp, err := c.roundTrip(req.wire, req.head, sent, g.cfg.Timeout)
 		if err != nil {
 			c.close()
 			c, conns[req.endpoint] = nil, nil

@@ -47,13 +47,20 @@ echo "target: $url (net/http, fixed 38-byte body); $(nproc) CPUs; load average: 
 # json_field NAME FILE prints the first number of "NAME": in a JSON file.
 json_field() { sed -n "s/.*\"$1\": *\([0-9.eE+-]*\).*/\1/p" "$2" | head -n1; }
 
+# Each run prints "req/s cpu-µs-per-request": the generator's own CPU time
+# (user + system, from bash's time) per request is a second view of its
+# cost that the other load on a shared machine disturbs less than req/s.
+TIMEFORMAT='%U %S'
 run_wrk() {
-	wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$url" >"$tmp/wrk.out"
-	awk '/^Requests\/sec:/ {print $2}' "$tmp/wrk.out"
+	{ time wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$url" >"$tmp/wrk.out"; } 2>"$tmp/time"
+	rps=$(awk '/^Requests\/sec:/ {print $2}' "$tmp/wrk.out")
+	awk -v rps="$rps" -v d="$DURATION" '{printf "%s %.2f\n", rps, ($1 + $2) * 1e6 / (rps * d)}' "$tmp/time"
 }
 run_bench() {
-	"$tmp/scaleout" bench "$url" --connections "$CONNECTIONS" --duration "${DURATION}s" --json --progress 0 >"$tmp/bench.json"
-	json_field achieved_rps "$tmp/bench.json"
+	{ time "$tmp/scaleout" bench "$url" --connections "$CONNECTIONS" --duration "${DURATION}s" --json --progress 0 >"$tmp/bench.json"; } 2>"$tmp/time"
+	rps=$(json_field achieved_rps "$tmp/bench.json")
+	reqs=$(json_field requests "$tmp/bench.json")
+	awk -v rps="$rps" -v n="$reqs" '{printf "%s %.2f\n", rps, ($1 + $2) * 1e6 / n}' "$tmp/time"
 }
 
 wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "$url" >/dev/null # warm up the target
@@ -64,12 +71,12 @@ echo
 echo "closed loop, $CONNECTIONS connections, ${DURATION}s per run:"
 for round in $(seq "$ROUNDS"); do
 	if [ $((round % 2)) -eq 1 ]; then
-		w=$(run_wrk); b=$(run_bench)
+		read -r w wcpu < <(run_wrk); read -r b bcpu < <(run_bench)
 	else
-		b=$(run_bench); w=$(run_wrk)
+		read -r b bcpu < <(run_bench); read -r w wcpu < <(run_wrk)
 	fi
-	printf '  round %d: wrk %10.1f req/s   scaleout bench %10.1f req/s   ratio %.3f\n' \
-		"$round" "$w" "$b" "$(awk -v b="$b" -v w="$w" 'BEGIN {print b / w}')"
+	printf '  round %d: wrk %9.1f req/s (%5.2f CPU-µs/req)   scaleout bench %9.1f req/s (%5.2f CPU-µs/req)   ratio %.3f\n' \
+		"$round" "$w" "$wcpu" "$b" "$bcpu" "$(awk -v b="$b" -v w="$w" 'BEGIN {print b / w}')"
 	wrk_sum=$(awk -v s="$wrk_sum" -v x="$w" 'BEGIN {print s + x}')
 	bench_sum=$(awk -v s="$bench_sum" -v x="$b" 'BEGIN {print s + x}')
 done
