@@ -109,8 +109,9 @@ func BenchmarkRead(b *testing.B) {
 // BenchmarkWriteThenRead is the read-your-writes cycle: an update on the
 // primary and an immediate read of it. "direct" reads the replica at once
 // and reports how many reads were stale; "router" carries a session token
-// and must report none; the difference in ns/op is the price of never
-// reading stale. Run:
+// and must report none; the difference in read latency (p50, p99) is the
+// wait for a replica to replay the write, and in write latency the position
+// query. Run:
 //
 //	go test -run NONE -bench BenchmarkWriteThenRead -benchtime 3000x ./dbrouter/
 func BenchmarkWriteThenRead(b *testing.B) {
@@ -122,21 +123,57 @@ func BenchmarkWriteThenRead(b *testing.B) {
 	run := func(b *testing.B, write func(int64) error, read func() (int64, error)) {
 		stale := 0
 		i := int64(0)
+		var writes, reads []time.Duration
 		for b.Loop() {
 			i++
+			start := time.Now()
 			if err := write(i); err != nil {
 				b.Fatal(err)
 			}
+			mid := time.Now()
 			v, err := read()
 			if err != nil {
 				b.Fatal(err)
 			}
+			reads = append(reads, time.Since(mid))
+			writes = append(writes, mid.Sub(start))
 			if v != i {
 				stale++
 			}
 		}
+		us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 		b.ReportMetric(float64(stale)/float64(b.N)*100, "%stale")
+		b.ReportMetric(us(quantile(writes, 0.5)), "µs-write-p50")
+		b.ReportMetric(us(quantile(reads, 0.5)), "µs-read-p50")
+		b.ReportMetric(us(quantile(reads, 0.99)), "µs-read-p99")
 	}
+	// The write alone, interleaved in rotating order: database/sql directly,
+	// the router without a session (no token), the router with one (one
+	// extra round trip for the position).
+	b.Run("write-interleaved", func(b *testing.B) {
+		r := c.router(b, dbrouter.Config{})
+		sctx := dbrouter.WithSession(ctx, &dbrouter.Session{})
+		const q = "UPDATE kv SET v = v + 1 WHERE k = 1"
+		paths := []func() error{
+			func() error { _, err := c.primaryDB.ExecContext(ctx, q); return err },
+			func() error { _, err := r.ExecContext(ctx, q); return err },
+			func() error { _, err := r.ExecContext(sctx, q); return err },
+		}
+		times := make([][]time.Duration, len(paths))
+		for i := 0; b.Loop(); i++ {
+			for j := range paths {
+				p := (i + j) % len(paths)
+				start := time.Now()
+				if err := paths[p](); err != nil {
+					b.Fatal(err)
+				}
+				times[p] = append(times[p], time.Since(start))
+			}
+		}
+		for p, name := range []string{"µs-sql", "µs-router", "µs-router-token"} {
+			b.ReportMetric(float64(quantile(times[p], 0.5).Nanoseconds())/1e3, name)
+		}
+	})
 	b.Run("direct", func(b *testing.B) {
 		run(b, func(i int64) error {
 			_, err := c.primaryDB.ExecContext(ctx, "UPDATE kv SET v = $1 WHERE k = 1", i)

@@ -412,12 +412,11 @@ func (r *Router) onReplica(rep *Replica, fn func() error) error {
 // pick chooses the replica for a read under ctx; nil means the primary.
 func (r *Router) pick(ctx context.Context) (*Replica, error) {
 	need := r.need(ctx)
-	now := r.now()
-	var buf [8]*Replica
-	cands := r.candidates(buf[:0], now.UnixNano(), need)
+	cands := r.candidates(nil, need)
 	if len(cands) > 0 {
 		return r.policy.Pick(cands), nil
 	}
+	now := r.now()
 	if need > 0 && r.cfg.ReplicaWait > 0 {
 		if rep := r.waitFor(ctx, need, now); rep != nil {
 			return rep, nil
@@ -439,15 +438,30 @@ func (r *Router) pick(ctx context.Context) (*Replica, error) {
 	return nil, ErrNoReplica
 }
 
-// candidates appends to dst the replicas that are up, within the lag bounds
-// and known to have replayed need.
-func (r *Router) candidates(dst []*Replica, now int64, need LSN) []*Replica {
-	for _, rep := range r.replicas {
-		if rep.available(now) && rep.lagOK(r.cfg.MaxLagBytes, r.cfg.MaxLagTime) && LSN(rep.replayed.Load()) >= need {
-			dst = append(dst, rep)
+// candidates returns the replicas that are up, within the lag bounds and
+// known to have replayed need. When all of them qualify (the usual case) it
+// returns the router's own slice, so the hot path allocates nothing; else it
+// appends to dst.
+func (r *Router) candidates(dst []*Replica, need LSN) []*Replica {
+	for i, rep := range r.replicas {
+		if !r.qualifies(rep, need) {
+			dst = append(dst, r.replicas[:i]...)
+			for _, rep := range r.replicas[i+1:] {
+				if r.qualifies(rep, need) {
+					dst = append(dst, rep)
+				}
+			}
+			return dst
 		}
 	}
-	return dst
+	return r.replicas
+}
+
+// qualifies reads the clock only for an ejected replica: the clock is the
+// costliest step of a pick on some machines, and most picks meet none.
+func (r *Router) qualifies(rep *Replica, need LSN) bool {
+	up := rep.downUntil.Load() == 0 || rep.available(r.now().UnixNano())
+	return up && rep.lagOK(r.cfg.MaxLagBytes, r.cfg.MaxLagTime) && LSN(rep.replayed.Load()) >= need
 }
 
 // freshest returns the reachable replica that has replayed the most.
@@ -471,9 +485,8 @@ func (r *Router) waitFor(ctx context.Context, need LSN, start time.Time) *Replic
 	defer func() { r.st.waitNanos.Add(int64(r.now().Sub(start))) }()
 	deadline := start.Add(r.cfg.ReplicaWait)
 	sleep := 50 * time.Microsecond
-	var buf [8]*Replica
 	for {
-		pool := r.candidates(buf[:0], r.now().UnixNano(), 0)
+		pool := r.candidates(nil, 0)
 		if len(pool) == 0 {
 			return nil
 		}
