@@ -325,26 +325,37 @@ func (b *Balancer) pick(m *message, tried []*Backend) *Backend {
 
 func (b *Balancer) pickView(r *Request, tried []*Backend) *Backend {
 	pool := b.snap.Load().eligible
-	if len(tried) > 0 {
-		rest := make([]*Backend, 0, len(pool))
-		for _, x := range pool {
-			if !containsBackend(tried, x) {
-				rest = append(rest, x)
-			}
-		}
-		pool = rest
-	}
-	if len(pool) == 0 {
+	switch len(pool) {
+	case 0:
 		return nil
-	}
-	if len(pool) == 1 {
+	case 1:
+		if len(tried) > 0 && pool[0] == tried[0] {
+			return nil
+		}
 		return pool[0]
 	}
-	x, ok := (*b.selector.Load()).Select(pool, r)
-	if !ok {
-		return nil
+	sel := *b.selector.Load()
+	// A retry asks the policy again over the same pool slice (a filtered
+	// copy would look like a new pool to the policies' per-pool caches and
+	// make them rebuild), and takes the first answer not tried yet.
+	for i := 0; i < 4; i++ {
+		x, ok := sel.Select(pool, r)
+		if !ok {
+			return nil
+		}
+		if !containsBackend(tried, x) {
+			return x
+		}
 	}
-	return x
+	// The policy keeps choosing tried members (a hash key, say): take the
+	// least loaded of the others.
+	var best *Backend
+	for _, x := range pool {
+		if !containsBackend(tried, x) && (best == nil || x.InFlight()*int64(best.Weight) < best.InFlight()*int64(x.Weight)) {
+			best = x
+		}
+	}
+	return best
 }
 
 func containsBackend(s []*Backend, b *Backend) bool {

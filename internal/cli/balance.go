@@ -28,6 +28,8 @@ type balanceConfig struct {
 	Admin        string          `yaml:"admin"`
 	Policy       string          `yaml:"policy"`
 	HashKey      string          `yaml:"hash_key"`
+	HashBalance  float64         `yaml:"hash_balance"`
+	SlowStart    Duration        `yaml:"slow_start"`
 	Sticky       bool            `yaml:"sticky"`
 	StickyCookie string          `yaml:"sticky_cookie"`
 	StickyTTL    Duration        `yaml:"sticky_ttl"`
@@ -82,6 +84,8 @@ func runBalance(ctx context.Context, env *Env, args []string) error {
 	fl.Var(&backends, "backend", "app server `URL` (http://host:port, repeatable; add =WEIGHT for a weight)")
 	fl.StringVar(&c.Policy, "policy", "p2c", "load-balancing `policy`")
 	fl.StringVar(&c.HashKey, "hash-key", "ip", "hash policy key: ip, path, header:NAME or cookie:NAME")
+	c.SlowStart = Duration(10 * time.Second)
+	fl.Var(&c.SlowStart, "slow-start", "how long a new or recovered member takes to reach its full share (p2c, peak-ewma; negative: off)")
 	fl.BoolVar(&c.Sticky, "sticky", false, "pin each client to one app server with a signed cookie")
 	fl.StringVar(&c.StickyCookie, "sticky-cookie", "scaleout_sticky", "`name` of the sticky cookie")
 	fl.StringVar(&c.SecretFile, "secret-file", "", "`file` holding the key that signs cookies (created, mode 0600, when missing)")
@@ -128,6 +132,11 @@ func runBalance(ctx context.Context, env *Env, args []string) error {
 	return serveBalancer(ctx, env, cfg, *configPath, applyFlags)
 }
 
+// policyConfig is the policy part of the settings.
+func policyConfig(cfg balanceConfig) balancer.PolicyConfig {
+	return balancer.PolicyConfig{Name: cfg.Policy, HashKey: cfg.HashKey, HashBalance: cfg.HashBalance, SlowStart: time.Duration(cfg.SlowStart)}
+}
+
 // defaultBalanceConfig is what a config file starts from.
 func defaultBalanceConfig() balanceConfig {
 	return balanceConfig{Listen: ":8080", Admin: "127.0.0.1:9090", Policy: "p2c", HashKey: "ip", LogLevel: "info"}
@@ -152,6 +161,8 @@ func overrideFromFlags(fl *flag.FlagSet, cfg, c *balanceConfig, _ stringList, ma
 			cfg.Policy = c.Policy
 		case "hash-key":
 			cfg.HashKey = c.HashKey
+		case "slow-start":
+			cfg.SlowStart = c.SlowStart
 		case "sticky":
 			cfg.Sticky = c.Sticky
 		case "sticky-cookie":
@@ -211,7 +222,7 @@ type balanceStack struct {
 
 // buildBalancer turns the settings into a balancer with its initial pool.
 func buildBalancer(cfg balanceConfig, log *slog.Logger) (*balanceStack, error) {
-	sel, err := balancer.NewSelector(balancer.PolicyConfig{Name: cfg.Policy, HashKey: cfg.HashKey})
+	sel, err := balancer.NewSelector(policyConfig(cfg))
 	if err != nil {
 		return nil, UsageError{Err: err}
 	}

@@ -54,6 +54,18 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// Set and String make Duration a flag.Value.
+func (d *Duration) Set(v string) error {
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	*d = Duration(x)
+	return nil
+}
+
+func (d *Duration) String() string { return time.Duration(*d).String() }
+
 // ByteSize is a size written as "256MB", "64KiB" or a plain byte count.
 type ByteSize int64
 

@@ -42,7 +42,7 @@ func reloadBalancer(path string, applyFlags func(*balanceConfig) error, b *balan
 	if err := applyFlags(&cfg); err != nil {
 		return err
 	}
-	sel, err := balancer.NewSelector(balancer.PolicyConfig{Name: cfg.Policy, HashKey: cfg.HashKey})
+	sel, err := balancer.NewSelector(policyConfig(cfg))
 	if err != nil {
 		return err
 	}
