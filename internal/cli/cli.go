@@ -33,6 +33,7 @@ func commands() []command {
 		{"balance", "run the load balancer in front of a pool of app servers", runBalance},
 		{"app", "run the example app server (the lecture's airline)", runApp},
 		{"bench", "send HTTP load, open or closed loop, and measure latency and capacity", runBench},
+		{"heartbeat", "announce an app server to balancers by heartbeat until SIGTERM, then leave", runHeartbeat},
 		{"version", "print the version", runVersion},
 	}
 }
