@@ -12,7 +12,10 @@ import (
 // LSN is a position in a write-ahead log (PostgreSQL's pg_lsn): a 64-bit byte
 // offset, written as two hexadecimal halves "HI/LO". LSNs of one cluster
 // compare as integers, also across a promotion (the new timeline continues
-// from the position where the old one ended). The zero LSN means "none".
+// from the position where the old one ended). A replica that had replayed
+// past that point from the old primary has diverged: it cannot follow the
+// new primary and must be rebuilt, and its position must not be trusted
+// (remove it from Config.Replicas). The zero LSN means "none".
 type LSN uint64
 
 // String formats l the way PostgreSQL does, e.g. "16/B374D848".
