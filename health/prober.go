@@ -95,9 +95,12 @@ func (c *ProberConfig) setDefaults() error {
 }
 
 // Prober checks each target's health path every round and reports
-// transitions to a StatusSetter with rise/fall hysteresis. A target is
-// presumed healthy when first seen, so a prober starting up never takes a
-// working pool out of rotation; it is reported only when its state changes.
+// transitions to a StatusSetter with rise/fall hysteresis. A target first
+// seen counts as healthy for the fall threshold, so a prober starting up
+// takes nothing out of rotation on one failed probe; its first verdict (Rise
+// passes or Fall failures) is reported either way, so a new prober, after a
+// reload say, corrects whatever an earlier one left behind. After that only
+// changes are reported.
 // All methods are safe for concurrent use; Run must not run twice at once.
 type Prober struct {
 	cfg ProberConfig
@@ -112,7 +115,8 @@ type Prober struct {
 type probeState struct {
 	url       string
 	healthy   bool
-	pass, bad int // consecutive passes and failures
+	reported  bool // a verdict was reported for this target
+	pass, bad int  // consecutive passes and failures
 }
 
 // NewProber validates cfg and returns a Prober. It starts nothing.
@@ -221,14 +225,14 @@ func (p *Prober) record(t Target, err error) {
 	changed := false
 	if err == nil {
 		st.pass, st.bad = st.pass+1, 0
-		if !st.healthy && st.pass >= p.cfg.Rise {
-			st.healthy, changed = true, true
+		if (!st.healthy || !st.reported) && st.pass >= p.cfg.Rise {
+			st.healthy, st.reported, changed = true, true, true
 		}
 	} else {
 		st.pass, st.bad = 0, st.bad+1
 		p.failures.Add(1)
-		if st.healthy && st.bad >= p.cfg.Fall {
-			st.healthy, changed = false, true
+		if (st.healthy || !st.reported) && st.bad >= p.cfg.Fall {
+			st.healthy, st.reported, changed = false, true, true
 		}
 	}
 	healthy := st.healthy
@@ -244,8 +248,8 @@ func (p *Prober) record(t Target, err error) {
 type ProberStats struct {
 	Probes      uint64 `json:"probes"`
 	Failures    uint64 `json:"failures"`
-	Transitions uint64 `json:"transitions"`
-	Unhealthy   int    `json:"unhealthy"` // targets now held unhealthy
+	Transitions uint64 `json:"transitions"` // verdicts reported, first ones included
+	Unhealthy   int    `json:"unhealthy"`   // targets now held unhealthy
 }
 
 // Stats returns a snapshot of the prober's counters.

@@ -113,30 +113,30 @@ func TestProberRiseAndFall(t *testing.T) {
 						synctest.Wait()
 					}
 				}
-				rounds(3)
-				if got := rec.log(); len(got) != 0 {
-					t.Fatalf("calls %v while healthy, want none", got)
+				want := func(when string, calls ...string) {
+					t.Helper()
+					if got := rec.log(); !slices.Equal(got, calls) {
+						t.Fatalf("%s: calls %v, want %v", when, got, calls)
+					}
 				}
+				rounds(rise - 1)
+				want("before the first verdict")
+				rounds(1)
+				want("after the first verdict", "a up")
+				rounds(2)
+				want("while healthy", "a up")
 				app.status.Store(tt.bad)
 				rounds(fall - 1)
-				if got := rec.log(); len(got) != 0 {
-					t.Fatalf("calls %v after %d failures, want none before %d", got, fall-1, fall)
-				}
+				want("before the fall threshold", "a up")
 				rounds(1)
-				if got := rec.log(); !slices.Equal(got, []string{"a down"}) {
-					t.Fatalf("calls %v after %d failures, want [a down]", got, fall)
-				}
+				want("at the fall threshold", "a up", "a down")
 				app.status.Store(tt.good)
 				rounds(rise - 1)
-				if got := rec.log(); len(got) != 1 {
-					t.Fatalf("calls %v after %d passes, want no rise before %d", got, rise-1, rise)
-				}
+				want("before the rise threshold", "a up", "a down")
 				rounds(1)
-				if got := rec.log(); !slices.Equal(got, []string{"a down", "a up"}) {
-					t.Fatalf("calls %v, want [a down a up]", got)
-				}
-				if st := p.Stats(); st.Transitions != 2 || st.Unhealthy != 0 || st.Failures != uint64(fall) {
-					t.Errorf("stats %+v: want 2 transitions, %d failures", st, fall)
+				want("at the rise threshold", "a up", "a down", "a up")
+				if st := p.Stats(); st.Transitions != 3 || st.Unhealthy != 0 || st.Failures != uint64(fall) {
+					t.Errorf("stats %+v: want 3 verdicts, %d failures", st, fall)
 				}
 				cancel()
 				if err := <-done; err != nil {
@@ -207,13 +207,13 @@ func TestProberOverHTTP(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go p.Run(ctx)
-	waitFor(t, "a few probes", func() bool { return p.Stats().Probes >= 3 })
+	waitFor(t, "the first verdict", func() bool { return len(rec.log()) == 1 })
 	healthy.Store(false)
-	waitFor(t, "the fall", func() bool { return len(rec.log()) == 1 })
+	waitFor(t, "the fall", func() bool { return len(rec.log()) == 2 })
 	healthy.Store(true)
-	waitFor(t, "the rise", func() bool { return len(rec.log()) == 2 })
-	if got := rec.log(); !slices.Equal(got, []string{"app down", "app up"}) {
-		t.Errorf("calls %v, want [app down app up]", got)
+	waitFor(t, "the rise", func() bool { return len(rec.log()) == 3 })
+	if got := rec.log(); !slices.Equal(got, []string{"app up", "app down", "app up"}) {
+		t.Errorf("calls %v, want [app up app down app up]", got)
 	}
 }
 
