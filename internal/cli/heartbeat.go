@@ -83,7 +83,8 @@ func newHeartbeatSender(balancers []string, tokenFile, id, self string, edit fun
 }
 
 // readHeartbeatToken reads a heartbeat bearer token from path: one line of
-// printable ASCII without spaces, surrounding whitespace ignored.
+// 16 to 4096 printable ASCII bytes without spaces, surrounding whitespace
+// ignored.
 func readHeartbeatToken(path string) (string, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -96,6 +97,8 @@ func readHeartbeatToken(path string) (string, error) {
 	switch {
 	case token == "":
 		return "", fmt.Errorf("%s is empty", path)
+	case len(token) < 16:
+		return "", fmt.Errorf("%s: token shorter than 16 characters (balancers refuse those)", path)
 	case len(token) > 4096:
 		return "", fmt.Errorf("%s: token longer than 4096 bytes", path)
 	}

@@ -51,11 +51,11 @@ func (p *recordingPool) state(id string) health.MemberState {
 }
 
 // heartbeatBalancer is a loopback server taking heartbeats with token
-// "cli-token", as a balancer's admin listener does.
+// "cli-token-0123456789", as a balancer's admin listener does.
 func heartbeatBalancer(t *testing.T) (*httptest.Server, *health.Registry, *recordingPool) {
 	t.Helper()
 	pool := &recordingPool{states: map[string]health.MemberState{}}
-	reg, err := health.NewRegistry(health.RegistryConfig{Pool: pool, Token: "cli-token"})
+	reg, err := health.NewRegistry(health.RegistryConfig{Pool: pool, Token: "cli-token-0123456789"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +78,10 @@ func writeFile(t *testing.T, name, content string) string {
 func TestHeartbeatBadFlags(t *testing.T) {
 	t.Parallel()
 	lb, reg, _ := heartbeatBalancer(t)
-	token := writeFile(t, "token", "cli-token\n")
+	token := writeFile(t, "token", "cli-token-0123456789\n")
 	empty := writeFile(t, "empty", " \n")
-	spaced := writeFile(t, "spaced", "two words\n")
+	spaced := writeFile(t, "spaced", "two words in a token\n")
+	short := writeFile(t, "short", "cli-token\n")
 	base := func(extra ...string) []string {
 		return append([]string{"heartbeat", "--balancer", lb.URL, "--self", "http://127.0.0.1:8081", "--token-file", token}, extra...)
 	}
@@ -95,6 +96,7 @@ func TestHeartbeatBadFlags(t *testing.T) {
 		{"missing token file", base("--token-file", filepath.Join(t.TempDir(), "nope")), "does not exist"},
 		{"empty token file", base("--token-file", empty), "is empty"},
 		{"token with a space", base("--token-file", spaced), "space"},
+		{"short token", base("--token-file", short), "shorter than 16"},
 		{"self not http", base("--self", "ftp://127.0.0.1:8081"), "scheme"},
 		{"self without port", base("--self", "http://127.0.0.1"), "host:port"},
 		{"balancer not a URL", []string{"heartbeat", "--balancer", "127.0.0.1:9090", "--self", "http://127.0.0.1:8081", "--token-file", token}, "balancer URL"},
@@ -124,7 +126,7 @@ func TestHeartbeatRegistersThenLeaves(t *testing.T) {
 	t.Parallel()
 	lb1, reg1, pool1 := heartbeatBalancer(t)
 	lb2, reg2, pool2 := heartbeatBalancer(t)
-	token := writeFile(t, "token", "cli-token\n")
+	token := writeFile(t, "token", "cli-token-0123456789\n")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var stderr bytes.Buffer
