@@ -1,10 +1,13 @@
 package health
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -157,5 +160,36 @@ func TestIDFromURL(t *testing.T) {
 	}
 	if _, err := IDFromURL("unix:///run/app.sock"); err == nil {
 		t.Error("IDFromURL(unix socket): nil error")
+	}
+}
+
+// TestHandlerConcurrent posts heartbeats from many goroutines while the
+// lease loop runs, for the race detector and the counters' consistency.
+func TestHandlerConcurrent(t *testing.T) {
+	t.Parallel()
+	r, pool := newTestRegistry(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				body := strings.Replace(goodBody, "app-1", fmt.Sprintf("app-%d-%d", g, i%10), 1)
+				if w := post(r, "POST", "Bearer secret-token", "", body); w.Code != http.StatusOK {
+					t.Errorf("status %d (%s)", w.Code, w.Body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	<-done
+	if s := r.Stats(); s.Heartbeats != 800 || s.Registrations != 80 || s.Members[StateReady] != 80 {
+		t.Errorf("stats %+v: want 800 heartbeats from 80 ready members", s)
+	}
+	if m, ok := pool.member("app-7-9"); !ok || m.State != StateReady {
+		t.Errorf("member app-7-9 %+v (present %v), want ready", m, ok)
 	}
 }

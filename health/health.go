@@ -31,7 +31,8 @@
 //	}
 //
 // Unknown fields, trailing data, negative numbers and out-of-range values
-// are refused with 400 and a message naming the field.
+// are refused with 400 and a message naming the field. Field names match
+// case-insensitively, as encoding/json matches them.
 package health
 
 import (
@@ -134,11 +135,16 @@ func (h *Heartbeat) Interval() time.Duration {
 	return time.Duration(h.IntervalMS) * time.Millisecond
 }
 
-// Bounds on heartbeat values. The interval bounds are the defaults of
-// RegistryConfig.MinInterval and MaxInterval.
+// MaxIDLen is the longest member ID accepted, in bytes.
+const MaxIDLen = 128
+
+// MaxWeight is the largest weight a heartbeat may carry (the balancer's
+// bound too).
+const MaxWeight = 1000
+
+// Further bounds on heartbeat values. The interval bounds are the defaults
+// of RegistryConfig.MinInterval and MaxInterval.
 const (
-	MaxIDLen           = 128
-	MaxWeight          = 1000
 	maxCount           = 1 << 30
 	defaultMinInterval = 50 * time.Millisecond
 	defaultMaxInterval = time.Minute
