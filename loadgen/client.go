@@ -26,9 +26,9 @@ import (
 // Connection) and discards the body without copying it out of the bufio
 // buffer.
 
-// maxLineLen bounds a status or header line; longer ones are a protocol
-// error rather than an unbounded read.
-const maxLineLen = 16 << 10
+// readBufferSize is each connection's read buffer. A status or header line
+// must fit in it: a longer one is a protocol error, not an unbounded read.
+const readBufferSize = 32 << 10
 
 // Errors of the response parser, wrapped with the detail that was wrong.
 var (
@@ -83,7 +83,7 @@ func dial(ctx context.Context, ep *endpoint, timeout time.Duration, tlsConf *tls
 		}
 		nc = tc
 	}
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 32<<10)}, nil
+	return &conn{nc: nc, br: bufio.NewReaderSize(nc, readBufferSize)}, nil
 }
 
 // roundTrip writes the pre-serialized request req and reads its response,
@@ -219,7 +219,7 @@ func readLine(br *bufio.Reader, resp *response) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	resp.bytes += int64(len(line))
 	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) || len(line) > maxLineLen {
+		if errors.Is(err, bufio.ErrBufferFull) {
 			return nil, &opError{kind: KindProtocol, err: errLineTooLong}
 		}
 		return nil, readError(err)

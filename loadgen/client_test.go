@@ -47,7 +47,7 @@ func TestReadResponse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			br := bufio.NewReaderSize(strings.NewReader(tt.wire), 32<<10)
+			br := bufio.NewReaderSize(strings.NewReader(tt.wire), readBufferSize)
 			resp, err := readResponse(br, tt.head)
 			if resp.status != tt.wantStatus {
 				t.Errorf("status: got %d, want %d", resp.status, tt.wantStatus)
@@ -85,7 +85,7 @@ func FuzzReadResponse(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 204 No\r\n\r\n"), true)
 	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\n"), false)
 	f.Fuzz(func(t *testing.T, wire []byte, head bool) {
-		br := bufio.NewReaderSize(strings.NewReader(string(wire)), 32<<10)
+		br := bufio.NewReaderSize(strings.NewReader(string(wire)), readBufferSize)
 		resp, err := readResponse(br, head)
 		if resp.bytes < 0 || resp.bytes > int64(len(wire)) {
 			t.Fatalf("bytes %d out of [0, %d]", resp.bytes, len(wire))

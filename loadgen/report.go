@@ -14,7 +14,8 @@ func (r *Result) WriteText(w io.Writer) error {
 	if r.Mode == "open" {
 		fmt.Fprintf(&b, "Load:         open loop, offered %.1f req/s, %d connections used\n", r.OfferedRPS, r.Connections)
 	} else {
-		fmt.Fprintf(&b, "Load:         closed loop, %d connections\n", r.Connections)
+		fmt.Fprintf(&b, "Load:         closed loop, %d connections (finds throughput; its latency omits the waits\n", r.Connections)
+		b.WriteString("              of requests a stalled server kept from being sent: use a rate for latency)\n")
 	}
 	fmt.Fprintf(&b, "Requests:     %d in %.2fs, achieved %.1f req/s", r.Requests, r.Seconds, r.AchievedRPS)
 	if r.OfferedRPS > 0 {
