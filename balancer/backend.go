@@ -84,8 +84,9 @@ type Backend struct {
 	// API rather than from configuration, so a config reload keeps them.
 	dynamic atomic.Bool
 
-	conns connPool
-	stats memberStats
+	conns   connPool
+	waiting waitSet
+	stats   memberStats
 }
 
 // NewBackend returns a member for rawURL (http://host:port). An empty id

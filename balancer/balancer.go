@@ -303,7 +303,8 @@ func (b *Balancer) Remove(id string) error {
 	b.retired[m.stickyToken] = m.ID
 	b.rebuildLocked()
 	m.conns.closeIdle()
-	b.log.Info("member removed", "id", id)
+	n := m.waiting.abortAll()
+	b.log.Info("member removed", "id", id, "requests_cut_short", n)
 	return nil
 }
 
@@ -328,6 +329,9 @@ func (b *Balancer) SetState(id string, s State) error {
 		m.drainSince.Store(nanotime())
 	}
 	b.rebuildLocked()
+	if s == Down {
+		m.waiting.abortAll()
+	}
 	b.log.Info("member state", "id", id, "from", old.String(), "to", s.String())
 	return nil
 }
@@ -469,6 +473,9 @@ func (b *Balancer) SetHealthy(id string, healthy bool) error {
 		m.readySince.Store(nanotime())
 	}
 	b.rebuildLocked()
+	if !healthy {
+		m.waiting.abortAll()
+	}
 	b.log.Info("member health", "id", id, "healthy", healthy)
 	return nil
 }

@@ -104,3 +104,52 @@ func (c *backendConn) release() {
 	writerPool.Put(c.bw)
 	c.br, c.bw = nil, nil
 }
+
+// waitSet holds a member's connections whose request is sent and whose
+// response head has not arrived, so that when the member is taken out of
+// rotation (its lease ran out, a probe failed, it was removed) those
+// requests are cut short and, when safe, retried on another member instead
+// of waiting for a server that may never answer (a stopped process).
+type waitSet struct {
+	// mu guards conns and aborted.
+	mu      sync.Mutex
+	conns   map[*backendConn]struct{}
+	aborted map[*backendConn]struct{}
+}
+
+func (w *waitSet) add(c *backendConn) {
+	w.mu.Lock()
+	if w.conns == nil {
+		w.conns = make(map[*backendConn]struct{})
+	}
+	w.conns[c] = struct{}{}
+	w.mu.Unlock()
+}
+
+// remove forgets c and reports whether it was aborted.
+func (w *waitSet) remove(c *backendConn) bool {
+	w.mu.Lock()
+	delete(w.conns, c)
+	_, aborted := w.aborted[c]
+	if aborted {
+		delete(w.aborted, c)
+	}
+	w.mu.Unlock()
+	return aborted
+}
+
+// abortAll wakes every waiting request with a read deadline in the past.
+func (w *waitSet) abortAll() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.aborted == nil {
+		w.aborted = make(map[*backendConn]struct{})
+	}
+	n := 0
+	for c := range w.conns {
+		w.aborted[c] = struct{}{}
+		c.SetReadDeadline(time.Unix(1, 0))
+		n++
+	}
+	return n
+}

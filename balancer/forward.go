@@ -110,11 +110,13 @@ func (c *clientConn) forward(mb *Backend, p *plan) result {
 		return res
 	}
 	bc.SetReadDeadline(p.deadline)
+	mb.waiting.add(bc)
 	head, err := c.readResponseHead(bc)
+	aborted := mb.waiting.remove(bc)
 	if err != nil {
 		bc.release()
 		c.fail(mb, sent)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if errors.Is(err, os.ErrDeadlineExceeded) && !aborted {
 			return resTimeout
 		}
 		if p.idem && p.replayable {

@@ -109,13 +109,18 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 		}
 		return nil
 	})
+	left := make(chan struct{})
 	if hb != nil {
-		g.Go(func() error { return hb(gctx) })
+		g.Go(func() error { defer close(left); return hb(gctx) })
+	} else {
+		close(left)
 	}
 	g.Go(func() error {
 		<-gctx.Done()
-		// Heartbeats say "leaving" first (hb returns when ctx ends), then
+		// The balancers hear "leaving" first (hb returns once it is sent),
+		// so no new request is on its way when the listener closes; then
 		// in-flight requests finish.
+		<-left
 		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		return srv.Shutdown(sctx)

@@ -53,6 +53,8 @@ type balanceConfig struct {
 	LogLevel           string   `yaml:"log_level"`
 	Cache              bool     `yaml:"cache"`
 	CacheSize          ByteSize `yaml:"cache_size"`
+
+	healthConfig `yaml:",inline"`
 }
 
 type backendConfig struct {
@@ -96,6 +98,14 @@ func runBalance(ctx context.Context, env *Env, args []string) error {
 	fl.Var(&maxHeader, "max-header-bytes", "largest request head (431 past it), like 16KiB")
 	shutdownGrace := fl.Duration("shutdown-grace", 30*time.Second, "how long in-flight requests may finish on SIGTERM")
 	fl.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fl.StringVar(&c.HeartbeatTokenFile, "heartbeat-token-file", "", "`file` with the token app servers' heartbeats must carry (enables POST /api/heartbeat)")
+	fl.IntVar(&c.LeaseIntervals, "lease-intervals", 3, "heartbeat intervals a member may miss before it leaves rotation")
+	fl.StringVar(&c.Probe.Path, "probe-path", "", "`path` to probe on each member, like /healthz (empty: no active probes)")
+	c.Probe.Interval, c.Probe.Timeout = Duration(2*time.Second), Duration(time.Second)
+	fl.Var(&c.Probe.Interval, "probe-interval", "time between probes of a member")
+	fl.Var(&c.Probe.Timeout, "probe-timeout", "time a probe may take")
+	fl.IntVar(&c.Probe.Rise, "probe-rise", 2, "passing probes in a row that bring a member back")
+	fl.IntVar(&c.Probe.Fall, "probe-fall", 3, "failing probes in a row that take a member out")
 	fl.BoolVar(&c.Cache, "cache", false, "answer GET and HEAD from a shared HTTP cache (RFC 9111)")
 	cacheSize := ByteSize(256 << 20)
 	fl.Var(&cacheSize, "cache-size", "memory bound of the shared cache, like 256MB")
@@ -183,6 +193,20 @@ func overrideFromFlags(fl *flag.FlagSet, cfg, c *balanceConfig, _ stringList, ma
 			cfg.LogLevel = c.LogLevel
 		case "cache":
 			cfg.Cache = c.Cache
+		case "heartbeat-token-file":
+			cfg.HeartbeatTokenFile = c.HeartbeatTokenFile
+		case "lease-intervals":
+			cfg.LeaseIntervals = c.LeaseIntervals
+		case "probe-path":
+			cfg.Probe.Path = c.Probe.Path
+		case "probe-interval":
+			cfg.Probe.Interval = c.Probe.Interval
+		case "probe-timeout":
+			cfg.Probe.Timeout = c.Probe.Timeout
+		case "probe-rise":
+			cfg.Probe.Rise = c.Probe.Rise
+		case "probe-fall":
+			cfg.Probe.Fall = c.Probe.Fall
 		}
 	})
 	if cfg.MaxHeaderBytes == 0 {
@@ -308,6 +332,10 @@ func serveBalancer(ctx context.Context, env *Env, cfg balanceConfig, configPath 
 	if err != nil {
 		return err
 	}
+	hp, err := buildHealth(cfg.healthConfig, st.b, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -322,7 +350,8 @@ func serveBalancer(ctx context.Context, env *Env, cfg balanceConfig, configPath 
 	if configPath != "" {
 		g.Go(func() error { return reloadOnHUP(gctx, configPath, flagCfg, st.b, log) })
 	}
-	g.Go(func() error { return runServers(gctx, st, ln, adminLn, st.b.AdminHandler()) })
+	hp.run(gctx, g)
+	g.Go(func() error { return runServers(gctx, st, ln, adminLn, adminHandler(st, hp, nil)) })
 	return g.Wait()
 }
 
