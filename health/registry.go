@@ -191,7 +191,10 @@ func (r *Registry) apply(h *Heartbeat, now time.Time) (result, error) {
 	l := r.leases[h.ID]
 	if h.Seq != 0 {
 		t, left := r.tombs[h.ID]
-		if l != nil && h.Seq <= l.seq || l == nil && left && h.Seq <= t.seq {
+		// A late "leaving" for a member already gone is let through: it
+		// changes nothing, and the two balancer URLs of one registry may
+		// see a sender's leavings in either order.
+		if l != nil && h.Seq <= l.seq || l == nil && left && h.Seq <= t.seq && h.State != StateLeaving {
 			r.counters.stale.Add(1)
 			return result{stale: true}, nil
 		}
@@ -251,7 +254,7 @@ func (r *Registry) leaveLocked(h *Heartbeat, l *lease, now time.Time) error {
 		}
 	}
 	if h.Seq != 0 {
-		r.tombs[h.ID] = tomb{seq: h.Seq, until: now.Add(r.grace(h.Interval()))}
+		r.tombs[h.ID] = tomb{seq: max(h.Seq, r.tombs[h.ID].seq), until: now.Add(r.grace(h.Interval()))}
 	}
 	r.counters.heartbeats.Add(1)
 	r.counters.leaves.Add(1)

@@ -137,6 +137,12 @@ func TestRegistryDrainingAndLeaving(t *testing.T) {
 		h.State, h.Seq = StateReady, 11
 		apply(t, r, h)
 		wantState(t, pool, "a", "", "after a late, older heartbeat")
+		// A second leaving, older, for the member already gone changes nothing.
+		h.State, h.Seq = StateLeaving, 9
+		apply(t, r, h)
+		h.State, h.Seq = StateReady, 12
+		apply(t, r, h)
+		wantState(t, pool, "a", "", "after a heartbeat as old as the newest leaving")
 		// The same server started again counts on from a higher seq.
 		h.Seq = 100
 		apply(t, r, h)
@@ -145,8 +151,8 @@ func TestRegistryDrainingAndLeaving(t *testing.T) {
 		if got := pool.log(); !slices.Equal(got, want) {
 			t.Errorf("pool calls %v, want %v", got, want)
 		}
-		if s := r.Stats(); s.Stale != 1 || s.Leaves != 1 || s.Members[StateReady] != 1 {
-			t.Errorf("stats %+v: want 1 stale, 1 leave, 1 ready member", s)
+		if s := r.Stats(); s.Stale != 2 || s.Leaves != 2 || s.Members[StateReady] != 1 {
+			t.Errorf("stats %+v: want 2 stale, 2 leaves, 1 ready member", s)
 		}
 	})
 }
