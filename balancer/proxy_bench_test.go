@@ -72,3 +72,35 @@ func startRawMember(b testing.TB) string {
 	}()
 	return ln.Addr().String()
 }
+
+// BenchmarkProxyParallel is BenchmarkProxyKeepAlive with one keep-alive
+// client connection per goroutine (GOMAXPROCS x -cpu), for profiling the
+// request path under concurrency.
+func BenchmarkProxyParallel(b *testing.B) {
+	member := startRawMember(b)
+	p := startBalancer(b, Config{}, "http://"+member)
+	req := []byte("GET /bench HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			head, err := readHeadFrom(br, 64<<10)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			br.Discard(len(head) + 5) // the member's fixed 5-byte body
+		}
+	})
+}
