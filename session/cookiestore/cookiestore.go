@@ -158,32 +158,57 @@ func validID(id string) bool {
 
 var b64 = base64.RawURLEncoding
 
+// b64MACLen is the length of a SHA-256 MAC in unpadded base64.
+const b64MACLen = (sha256.Size*8 + 5) / 6
+
 // Encode returns the cookie value for d under the cookie name, or an error
 // wrapping session.ErrTooLarge when "name=value" would exceed MaxSize.
 func (c *Codec) Encode(name string, d *session.Data) (string, error) {
 	k := c.keys[0]
-	plain := make([]byte, 8, 256)
+	bp := scratch.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 16<<10 {
+			scratch.Put(bp)
+		}
+	}()
+	// plain, then its base64 (or the sealed text's), share one buffer.
+	plain := append((*bp)[:0], 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint64(plain, uint64(c.now().Unix()))
 	plain = d.AppendJSON(plain)
-	out := make([]byte, 0, len(k.id)+1+b64.EncodedLen(len(plain)+28)+1+43)
-	out = append(out, k.id...)
-	out = append(out, '.')
+	var body []byte
 	if c.encrypt {
 		var nonce [12]byte
 		rand.Read(nonce[:])
 		sealed := k.aead.Seal(nonce[:], nonce[:], plain, aad(name, k.id))
-		out = b64.AppendEncode(out, sealed)
+		body = b64.AppendEncode(plain[len(plain):], sealed)
 	} else {
-		out = b64.AppendEncode(out, plain)
-		mac := k.sum(name, out)
-		out = append(out, '.')
-		out = b64.AppendEncode(out, mac[:])
+		body = b64.AppendEncode(plain[len(plain):], plain)
 	}
-	if size := len(name) + 1 + len(out); size > c.maxSize {
-		return "", fmt.Errorf("%w: cookie %q would be %d bytes, the limit is %d", session.ErrTooLarge, name, size, c.maxSize)
+	*bp = plain[:0] // keep the (possibly grown) buffer from its start
+	size := len(k.id) + 1 + len(body)
+	if !c.encrypt {
+		size += 1 + b64MACLen
 	}
-	return string(out), nil
+	if total := len(name) + 1 + size; total > c.maxSize {
+		return "", fmt.Errorf("%w: cookie %q would be %d bytes, the limit is %d", session.ErrTooLarge, name, total, c.maxSize)
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	sb.WriteString(k.id)
+	sb.WriteByte('.')
+	sb.Write(body)
+	if !c.encrypt {
+		mac := k.sumString(name, sb.String())
+		var macText [b64MACLen]byte
+		b64.Encode(macText[:], mac[:])
+		sb.WriteByte('.')
+		sb.Write(macText[:])
+	}
+	return sb.String(), nil
 }
+
+// scratch holds buffers for Encode, which keeps nothing of them.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // macState is a keyed HMAC with scratch space, pooled so that signing and
 // verifying allocate nothing.
@@ -197,6 +222,17 @@ type macState struct {
 func (k *key) sum(name string, signed []byte) [sha256.Size]byte {
 	m := k.macs.Get().(*macState)
 	m.buf = append(append(append(m.buf[:0], name...), 0), signed...)
+	return k.finish(m)
+}
+
+// sumString is sum for a signed part held in a string (no conversion).
+func (k *key) sumString(name, signed string) [sha256.Size]byte {
+	m := k.macs.Get().(*macState)
+	m.buf = append(append(append(m.buf[:0], name...), 0), signed...)
+	return k.finish(m)
+}
+
+func (k *key) finish(m *macState) [sha256.Size]byte {
 	m.h.Reset()
 	m.h.Write(m.buf)
 	sum := [sha256.Size]byte(m.h.Sum(m.sum[:0]))
@@ -258,10 +294,12 @@ func (c *Codec) open(name, value string) ([]byte, error) {
 	if len(macText) != b64.EncodedLen(len(mac)) {
 		return nil, errors.New("malformed signature")
 	}
-	if n, err := b64.Decode(mac[:], []byte(macText)); err != nil || n != len(mac) {
+	var macBuf [b64MACLen]byte
+	copy(macBuf[:], macText)
+	if n, err := b64.Decode(mac[:], macBuf[:]); err != nil || n != len(mac) {
 		return nil, errors.New("malformed signature")
 	}
-	want := k.sum(name, []byte(value[:len(kid)+1+len(payload)]))
+	want := k.sumString(name, value[:len(kid)+1+len(payload)])
 	if !hmac.Equal(mac[:], want[:]) {
 		return nil, errors.New("bad signature")
 	}

@@ -219,15 +219,17 @@ func BenchmarkEncodeDecode(b *testing.B) {
 			c := mustNew(b, cookiestore.Config{Keys: []cookiestore.Key{key("k1", 'a')}, Encrypt: encrypt})
 			d := sample()
 			b.ReportAllocs()
-			for b.Loop() {
-				v, err := c.Encode("session", d)
-				if err != nil {
-					b.Fatal(err)
+			threadCPU(b, func() {
+				for b.Loop() {
+					v, err := c.Encode("session", d)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := c.Decode("session", v); err != nil {
+						b.Fatal(err)
+					}
 				}
-				if _, err := c.Decode("session", v); err != nil {
-					b.Fatal(err)
-				}
-			}
+			})
 		})
 	}
 }
@@ -245,6 +247,16 @@ func BenchmarkPeerJSONHMAC(b *testing.B) {
 		V    map[string]json.RawMessage
 	}
 	b.ReportAllocs()
+	threadCPU(b, func() { peerLoop(b, secret, d) })
+}
+
+func peerLoop(b *testing.B, secret []byte, d *session.Data) {
+	type wire struct {
+		C, S int64
+		U    string
+		G    int64
+		V    map[string]json.RawMessage
+	}
 	for b.Loop() {
 		payload, _ := json.Marshal(wire{d.Created.Unix(), d.Seen.Unix(), d.User, d.Gen, d.Values})
 		m := hmac.New(sha256.New, secret)
