@@ -17,3 +17,8 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+func BenchmarkRoundTrip(b *testing.B) {
+	s, _ := memstore.New(memstore.Config{})
+	sessiontest.BenchmarkStore(b, s)
+}
