@@ -240,6 +240,12 @@ func TestFailover(t *testing.T) {
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
 	poll(t, 60*time.Second, "no writes acknowledged before the kill", func() bool { return count() >= 50 })
 	c.primary.Kill()
+	// Promote only once a write has met the window with no primary (the
+	// dead one refuses connections, the standby is not read-write), so the
+	// retry path is exercised however fast the promotion is.
+	poll(t, 60*time.Second, "no write was retried while no node accepted writes", func() bool {
+		return r.Stats().FailoverRetries > 0
+	})
 	before := count()
 	promoteStart := time.Now()
 	testserver.PostgresPromote(t, c.replicas[0])
@@ -257,14 +263,14 @@ func TestFailover(t *testing.T) {
 			missing++
 		}
 	}
-	resumed := ackedAt[before].Sub(promoted)
 	st := r.Stats()
-	t.Logf("failover: %d writes acknowledged (%d before the kill), %d failed (in flight at the crash), %d failover retries; pg_promote took %v; first write acknowledged %v after promotion completed",
-		len(acked), before, failed, st.FailoverRetries, promoted.Sub(promoteStart).Round(time.Millisecond), resumed.Round(time.Millisecond))
+	// pg_promote returns up to 100ms after the promotion is done (it polls),
+	// so the first write may be acknowledged before it returns: report the
+	// time from the call, and from its return.
+	t.Logf("failover: %d writes acknowledged (%d before the kill), %d failed (in flight at the crash), %d failover retries; pg_promote took %v; first write acknowledged %v after pg_promote was called (%v after it returned)",
+		len(acked), before, failed, st.FailoverRetries, promoted.Sub(promoteStart).Round(time.Millisecond),
+		ackedAt[before].Sub(promoteStart).Round(time.Millisecond), ackedAt[before].Sub(promoted).Round(time.Millisecond))
 	if missing != 0 {
 		t.Fatalf("%d of %d acknowledged writes missing on the promoted primary", missing, len(acked))
-	}
-	if st.FailoverRetries == 0 {
-		t.Fatal("no write was retried during the failover; the test did not exercise it")
 	}
 }

@@ -1,0 +1,90 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+var passengersDDL = []string{
+	`CREATE TABLE IF NOT EXISTS {shard}.passengers (id BIGINT PRIMARY KEY, flight_id BIGINT NOT NULL, name TEXT NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS {shard}.bookings (passenger_id BIGINT PRIMARY KEY, flight_id BIGINT NOT NULL, seat TEXT NOT NULL)`,
+}
+
+func TestSQLiteShards(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, closeAll, err := OpenSQLite(ctx, SQLiteConfig{Dir: t.TempDir(), Shards: 4, DDL: passengersDDL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	if err := r.ExecReference(ctx, "CREATE TABLE IF NOT EXISTS airports (code TEXT PRIMARY KEY, city TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ExecReference(ctx, "INSERT INTO airports VALUES ('JFK', 'New York') ON CONFLICT DO NOTHING"); err != nil {
+		t.Fatal(err)
+	}
+	// Passengers and their bookings are co-located by flight: one
+	// transaction writes both.
+	for id := int64(1); id <= 40; id++ {
+		flight := id % 10
+		err := r.Tx(ctx, IntKey(flight), func(tx *Tx) error {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO {shard}.passengers VALUES ($1, $2, $3)", id, flight, "p"); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, "INSERT INTO {shard}.bookings VALUES ($1, $2, $3)", id, flight, "1A")
+			return err
+		})
+		if err != nil {
+			t.Fatalf("book passenger %d on flight %d: %v", id, flight, err)
+		}
+	}
+	// Every flight's passengers are on one shard, joined with the
+	// reference table there.
+	for flight := int64(0); flight < 10; flight++ {
+		var n int
+		var city string
+		err := r.QueryRow(ctx, IntKey(flight), `SELECT COUNT(*), MAX(a.city) FROM {shard}.passengers p
+			JOIN {shard}.bookings b ON b.passenger_id = p.id JOIN airports a ON a.code = 'JFK' WHERE p.flight_id = $1`, flight).Scan(&n, &city)
+		if err != nil || n != 4 || city != "New York" {
+			t.Errorf("flight %d: %d passengers in %q, err %v; want 4 in New York", flight, n, city, err)
+		}
+	}
+	res, err := r.Scatter(ctx, ScatterQuery{
+		SQL:     "SELECT id, flight_id FROM {shard}.passengers ORDER BY id DESC LIMIT 5",
+		OrderBy: []Order{{Column: 0, Desc: true}},
+		Limit:   5,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rows) != 5 || res.Partial {
+		t.Fatalf("scatter: %d rows, partial %v; want 5, false", len(res.Rows), res.Partial)
+	}
+	for i, row := range res.Rows {
+		if got, want := row[0].(int64), int64(40-i); got != want {
+			t.Errorf("scatter row %d: id %d, want %d", i, got, want)
+		}
+	}
+	// A shard whose table is missing makes the read fail, or, if allowed,
+	// come back marked partial.
+	victim := r.ShardOf(IntKey(3))
+	if _, err := r.target(r.Map(), victim).phys.exec(ctx, "ALTER TABLE passengers RENAME TO passengers_gone"); err != nil {
+		t.Fatal(err)
+	}
+	q := ScatterQuery{SQL: "SELECT id FROM {shard}.passengers", OrderBy: []Order{{Column: 0}}}
+	if _, err := r.Scatter(ctx, q); !errors.Is(err, ErrPartial) {
+		t.Errorf("scatter with a broken shard: error %v, want ErrPartial", err)
+	}
+	q.AllowPartial = true
+	res, err = r.Scatter(ctx, q)
+	if err != nil || !res.Partial || len(res.Failed) != 1 || res.Failed[0].Shard != victim {
+		t.Fatalf("partial scatter: %+v, %v; want Partial with shard %d failed", res, err, victim)
+	}
+	if len(res.Rows) >= 40 {
+		t.Errorf("partial scatter returned %d rows, want fewer than 40", len(res.Rows))
+	}
+}
