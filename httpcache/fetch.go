@@ -62,7 +62,11 @@ func notModified(h http.Header, e *entry) bool {
 	if !ok {
 		return false
 	}
+	// Without Last-Modified, the stored Date stands in (RFC 9111 4.3.2).
 	lm, ok := ParseHTTPDate(e.lastMod)
+	if !ok {
+		lm, ok = ParseHTTPDate(e.header.Get("Date"))
+	}
 	return ok && !lm.After(ims)
 }
 
@@ -238,9 +242,11 @@ func (s *Shared) revalidate(req *http.Request, reqCC Directives, e *entry, waite
 		ne, ok := s.update(e, res, reqTime, now)
 		f.end()
 		if !ok {
-			// The 304 is about another representation: start over.
-			s.purgeKey(e.primary)
-			return s.fetch(req, reqCC, nil, "fwd=stale")
+			// The 304 names another representation than the one stored,
+			// so it must not update it (RFC 9111 section 4.3.4); the
+			// origin did confirm it needs no new body, so the stored one
+			// is answered as it is.
+			return s.serve(req, e, now, "fwd=stale; fwd-status=304; detail=validator-mismatch"), nil
 		}
 		s.revals.Add(1)
 		return s.serve(req, ne, now, "fwd=stale; fwd-status=304"), nil

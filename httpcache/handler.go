@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 )
 
 // Handler returns an http.Handler that answers server requests through the
@@ -37,6 +38,11 @@ func (s *Shared) Handler() http.Handler {
 		h := w.Header()
 		for k, v := range res.Header {
 			h[k] = v
+		}
+		// The length is the response's, whatever a stored field says.
+		delete(h, "Content-Length")
+		if res.ContentLength >= 0 && res.StatusCode != http.StatusNotModified {
+			h["Content-Length"] = []string{strconv.FormatInt(res.ContentLength, 10)}
 		}
 		w.WriteHeader(res.StatusCode)
 		_, _ = io.Copy(w, res.Body)

@@ -206,9 +206,8 @@ func (s *Shared) roundTrip(req *http.Request, waited bool) (*http.Response, erro
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		return s.forwardMethod(req)
 	}
-	if req.Header.Get("Range") != "" || req.Header.Get("If-Match") != "" || req.Header.Get("If-Unmodified-Since") != "" {
-		// Not implemented: partial content, and preconditions that only
-		// the origin can judge for a state it owns.
+	if req.Header.Get("If-Match") != "" || req.Header.Get("If-Unmodified-Since") != "" {
+		// Preconditions that only the origin can judge, for a state it owns.
 		s.bypassed.Add(1)
 		return s.forward(req, "fwd=bypass")
 	}
@@ -216,6 +215,20 @@ func (s *Shared) roundTrip(req *http.Request, waited bool) (*http.Response, erro
 	primary := primaryKey(req)
 	now := s.now()
 	e, key, fwd := s.lookup(primary, req.Header)
+	ranged := req.Header.Get("Range") != ""
+	if ranged {
+		// A range is served from a fresh complete response; partial
+		// responses are never stored, so anything else goes through.
+		if e != nil && s.usable(e, reqCC, now) == useFresh {
+			if res := s.serveRange(req, e, now); res != nil {
+				s.hits.Add(1)
+				return res, nil
+			}
+		} else {
+			s.bypassed.Add(1)
+			return s.forward(req, "fwd=bypass; detail=range")
+		}
+	}
 	if e != nil {
 		switch u := s.usable(e, reqCC, now); u {
 		case useFresh:

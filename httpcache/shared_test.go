@@ -178,3 +178,25 @@ func TestSharedScenarios(t *testing.T) {
 		})
 	}
 }
+
+func TestRangesFromStoredResponse(t *testing.T) {
+	t.Parallel()
+	clk := newTestClock()
+	o := newOrigin(t, clk, func(n int64, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("ETag", `"r1"`)
+		fmt.Fprint(w, "0123456789")
+	})
+	_, c := newTestCache(t, o, nil)
+	runSteps(t, c, o, []step{
+		{hdr: []string{"Range", "bytes=2-4"}, wantOrigin: 1, wantCS: "fwd=bypass"}, // miss: passed through, this origin ignores Range
+		{wantOrigin: 2, wantBody: "0123456789"},
+		{hdr: []string{"Range", "bytes=2-4"}, wantStatus: 206, wantOrigin: 2, wantBody: "234"},
+		{hdr: []string{"Range", "bytes=7-"}, wantStatus: 206, wantOrigin: 2, wantBody: "789"},
+		{hdr: []string{"Range", "bytes=-2"}, wantStatus: 206, wantOrigin: 2, wantBody: "89"},
+		{hdr: []string{"Range", "bytes=20-"}, wantStatus: 416, wantOrigin: 2},
+		{hdr: []string{"Range", "bytes=0-1,3-4"}, wantStatus: 200, wantOrigin: 2, wantBody: "0123456789"},
+		{hdr: []string{"Range", "bytes=0-1", "If-Range", `"old"`}, wantStatus: 200, wantOrigin: 2, wantBody: "0123456789"},
+		{hdr: []string{"Range", "bytes=0-1", "If-Range", `"r1"`}, wantStatus: 206, wantOrigin: 2, wantBody: "01"},
+	})
+}

@@ -85,9 +85,9 @@ for (const id of Object.keys(byId)) {
   const c = counts[kind] ||= { pass: 0, fail: 0, setup: 0, dependency: 0, untested: 0 }
   const o = outcome(id)
   c[o]++
-  if (kind === 'required' && o === 'fail') failedRequired.push(`${id}: ${results[id][1]}`)
+  if (o === 'fail' || o === 'setup') failedRequired.push(`${kind} ${o} ${id}: ${results[id][1]}`)
 }
-for (const id of failedRequired) console.log('FAIL required ' + id)
+for (const id of failedRequired) console.log('FAIL ' + id)
 for (const [kind, c] of Object.entries(counts)) {
   console.log(`${kind}: ${c.pass} passed, ${c.fail} failed, ${c.setup} setup failures, ${c.dependency} dependency not met, ${c.untested} untested`)
 }

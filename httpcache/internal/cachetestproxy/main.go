@@ -52,7 +52,9 @@ func run() error {
 	fmt.Printf("listening on %s\n", ln.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv := &http.Server{Handler: cache.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// The suite pauses between requests on kept-alive connections: keep
+	// them longer than its pauses.
+	srv := &http.Server{Handler: cache.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
 	done := make(chan error, 1)
 	go func() { done <- cache.Run(ctx) }()
 	go func() {
