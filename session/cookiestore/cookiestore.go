@@ -55,7 +55,9 @@ type Config struct {
 	// A codec accepts only values made in its own mode.
 	Encrypt bool
 	// MaxAge refuses values issued longer ago than this. If zero, 24 hours
-	// (the session.Manager's default lifetime) is used.
+	// (the session.Manager's default lifetime) is used. A Manager reissues
+	// the cookie as the session is used, so MaxAge must be at least the
+	// Manager's IdleTimeout; the Manager enforces the lifetimes itself.
 	MaxAge time.Duration
 	// MaxSize is the largest "name=value" accepted or produced, in bytes. If
 	// zero, 4096 is used: the size that every browser stores (RFC 6265
