@@ -97,15 +97,23 @@ func (s *Shared) backgroundRevalidate(ctx context.Context, j bgJob) {
 // variants) and returns how many entries went. Safe for concurrent use; the
 // next request for the URL is a miss.
 func (s *Shared) PurgeURL(rawURL string) (int, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return 0, fmt.Errorf("purge %q: %w: %w", rawURL, ErrBadPurge, err)
+	if err := checkPurgeURL(rawURL); err != nil {
+		return 0, err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return 0, fmt.Errorf("purge %q: %w: need an absolute http or https URL", rawURL, ErrBadPurge)
-	}
+	u, _ := url.Parse(rawURL)
 	req := &http.Request{URL: u, Host: u.Host}
 	return s.purgeKey(primaryKey(req)), nil
+}
+
+func checkPurgeURL(rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("purge %q: %w: %w", rawURL, ErrBadPurge, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("purge %q: %w: need an absolute http or https URL", rawURL, ErrBadPurge)
+	}
+	return nil
 }
 
 // PurgeTag removes every stored response tagged with tag by one of the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -299,5 +300,52 @@ func TestNewSharedValidates(t *testing.T) {
 		if _, err := NewShared(cfg); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("case %d: got %v, want ErrBadConfig", i, err)
 		}
+	}
+}
+
+// The admin API's purge endpoint, over HTTP, then the very next request.
+func TestPurgeHandler(t *testing.T) {
+	t.Parallel()
+	clk := newTestClock()
+	o := newOrigin(t, clk, fixed("Cache-Control", "max-age=600", "Cache-Tag", "t1,t2"))
+	s, c := newTestCache(t, o, nil)
+	admin := httptest.NewServer(PurgeHandler(s))
+	defer admin.Close()
+	post := func(body string) (int, string) {
+		res, err := admin.Client().Post(admin.URL+"/api/cache/purge", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	runSteps(t, c, o, []step{{wantOrigin: 1}, {path: "/x", wantOrigin: 2}, {wantOrigin: 2}})
+	cases := []struct {
+		body     string
+		want     int
+		contains string
+	}{
+		{`{"urls": ["` + o.srv.URL + `/r"]}`, 200, `"purged":1`},
+		{`{"tags": ["t2"]}`, 200, `"purged":1`},
+		{`{"urls": ["not a url"]}`, 400, "absolute"},
+		{`{"url": "x"}`, 400, "unknown field"},
+		{`{}`, 400, "no urls"},
+		{`[`, 400, "not"},
+	}
+	for _, tc := range cases {
+		code, body := post(tc.body)
+		if code != tc.want || !strings.Contains(body, tc.contains) {
+			t.Errorf("POST %s: got %d %q, want %d containing %q", tc.body, code, body, tc.want, tc.contains)
+		}
+	}
+	runSteps(t, c, o, []step{{wantOrigin: 3, wantBody: "n=3"}, {path: "/x", wantOrigin: 4}})
+	res, err := admin.Client().Get(admin.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET: got %d, want 405", res.StatusCode)
 	}
 }
