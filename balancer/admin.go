@@ -21,8 +21,10 @@ type MemberStats struct {
 	Requests uint64  `json:"requests"`
 	Failures uint64  `json:"failures"`
 	EWMAms   float64 `json:"ewma_ms"`
-	// Healthy is false while active health checks fail.
-	Healthy bool `json:"healthy"`
+	// Healthy is false while active health checks fail; LeaseExpired is
+	// true while the member's heartbeats have stopped.
+	Healthy      bool `json:"healthy"`
+	LeaseExpired bool `json:"lease_expired"`
 	// Dynamic members joined by heartbeat or the admin API.
 	Dynamic bool `json:"dynamic"`
 	// ReportedInFlight and Capacity are what the member's heartbeat said.
@@ -67,7 +69,7 @@ func (b *Balancer) Stats() Stats {
 			ID: m.ID, URL: m.URL.String(), State: m.State().String(),
 			Ejected: m.ejectedUntil.Load() > now, Weight: m.Weight,
 			InFlight: m.InFlight(), Requests: m.Requests(), Failures: m.Failures(),
-			EWMAms: m.decayedEWMA(now) / 1e6, Healthy: !m.probeDown.Load(),
+			EWMAms: m.decayedEWMA(now) / 1e6, Healthy: !m.probeDown.Load(), LeaseExpired: m.leaseDown.Load(),
 			Dynamic: m.dynamic.Load(), ReportedInFlight: m.reportedInFlight.Load(), Capacity: m.capacity.Load(),
 		}
 		s.InFlight += ms.InFlight
@@ -187,7 +189,7 @@ func (b *Balancer) WriteMetrics(w io.Writer) {
 	sb.WriteString("# HELP scaleout_member_up Whether a member is in rotation (ready and not ejected).\n# TYPE scaleout_member_up gauge\n")
 	for _, m := range s.Members {
 		up := 0
-		if m.State == "ready" && !m.Ejected && m.Healthy {
+		if m.State == "ready" && !m.Ejected && m.Healthy && !m.LeaseExpired {
 			up = 1
 		}
 		fmt.Fprintf(&sb, "scaleout_member_up{member=%q,state=%q} %d\n", m.ID, m.State, up)

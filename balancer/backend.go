@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math"
-	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -75,9 +74,11 @@ type Backend struct {
 	slots  chan struct{}
 	queued atomic.Int32
 
-	// probeDown is set while active health checks fail. reported holds
+	// probeDown is set while active health checks fail, leaseDown while
+	// the member's heartbeats have stopped. reported holds
 	// what the member's last heartbeat said of its own load.
 	probeDown        atomic.Bool
+	leaseDown        atomic.Bool
 	reportedInFlight atomic.Int64
 	capacity         atomic.Int64
 	// dynamic is set for members that joined by heartbeat or the admin
@@ -105,12 +106,8 @@ func NewBackend(id, rawURL string, weight int) (*Backend, error) {
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
 		return nil, fmt.Errorf("backend url %q: only scheme, host and port are allowed", rawURL)
 	}
-	if _, err := net.ResolveTCPAddr("tcp", u.Host); err != nil && net.ParseIP(u.Hostname()) == nil && u.Hostname() != "localhost" {
-		// Unresolvable names are allowed (DNS may come later) but must at
-		// least be syntactically valid.
-		if strings.ContainsAny(u.Hostname(), " /\\") {
-			return nil, fmt.Errorf("backend url %q: bad host", rawURL)
-		}
+	if h := u.Hostname(); h == "" || strings.ContainsAny(h, " /\\") {
+		return nil, fmt.Errorf("backend url %q: bad host", rawURL)
 	}
 	if id == "" {
 		id = u.Host

@@ -374,7 +374,7 @@ func (b *Balancer) rebuildLocked() {
 			continue
 		}
 		ready = append(ready, m)
-		if m.probeDown.Load() {
+		if m.probeDown.Load() || m.leaseDown.Load() {
 			ejected = append(ejected, m)
 			continue
 		}
@@ -453,6 +453,9 @@ func badness(m *Backend) int {
 	if m.probeDown.Load() {
 		n += 1000
 	}
+	if m.leaseDown.Load() {
+		n += 2000
+	}
 	return n
 }
 
@@ -477,6 +480,31 @@ func (b *Balancer) SetHealthy(id string, healthy bool) error {
 		m.waiting.abortAll()
 	}
 	b.log.Info("member health", "id", id, "healthy", healthy)
+	return nil
+}
+
+// SetLeaseExpired records that member id's heartbeats stopped (or came
+// back). Like a failing probe, it takes the member out of rotation within
+// the guard's bound, so a balancer cut off from its members' heartbeats
+// does not empty its pool.
+func (b *Balancer) SetLeaseExpired(id string, expired bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.lookupLocked(id)
+	if m == nil {
+		return fmt.Errorf("member %s: %w", id, ErrUnknownBackend)
+	}
+	if m.leaseDown.Swap(expired) == expired {
+		return nil
+	}
+	if !expired {
+		m.readySince.Store(nanotime())
+	}
+	b.rebuildLocked()
+	if expired {
+		m.waiting.abortAll()
+	}
+	b.log.Info("member lease", "id", id, "expired", expired)
 	return nil
 }
 

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"scaleout/health"
 	"scaleout/internal/app"
 	"scaleout/session"
 	"scaleout/session/cookiestore"
@@ -29,6 +31,7 @@ SQLite file every app process on the machine shares.`
 // appConfig are the settings of one app server.
 type appConfig struct {
 	Listen        string
+	Advertise     string
 	ID            string
 	DataDir       string
 	Sessions      string // "sqlite" or "cookie"
@@ -42,7 +45,8 @@ func runApp(ctx context.Context, env *Env, args []string) error {
 	fl := newFlagSet(env, "app", appSynopsis)
 	var c appConfig
 	fl.StringVar(&c.Listen, "listen", "127.0.0.1:8081", "`address` to serve on")
-	fl.StringVar(&c.ID, "id", "", "this server's `id` on pages and in heartbeats (default: the listen address)")
+	fl.StringVar(&c.ID, "id", "", "this server's `id` on pages and in heartbeats (default: the advertised host:port)")
+	fl.StringVar(&c.Advertise, "advertise", "", "`URL` balancers reach this server at (default: http:// and the listen address, 127.0.0.1 for a wildcard)")
 	fl.StringVar(&c.DataDir, "data", "scaleout-data", "`directory` of the shared SQLite files (airline.db, sessions.db)")
 	fl.StringVar(&c.Sessions, "sessions", "sqlite", "where sessions live: sqlite (a shared store) or cookie (signed cookies)")
 	fl.StringVar(&c.SecretFile, "secret-file", "", "`file` with the cookie-signing key (default DATA/secret, created when missing)")
@@ -65,9 +69,6 @@ func runApp(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return UsageError{Err: err}
 	}
-	if c.ID == "" {
-		c.ID = c.Listen
-	}
 	return serveApp(ctx, c, log.With("app", c.ID))
 }
 
@@ -87,15 +88,23 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 		return err
 	}
 	defer closeSessions()
-	a, err := app.New(ctx, app.Config{ID: c.ID, DB: db, Sessions: sessions, Work: c.Work, Logger: log})
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	handler, hb, err := c.heartbeatArgs.wrap(c.ID, "http://"+ln.Addr().String(), a, log)
+	self := c.Advertise
+	if self == "" {
+		self = advertiseURL(ln.Addr())
+	}
+	if c.ID == "" {
+		c.ID, _ = health.IDFromURL(self)
+	}
+	a, err := app.New(ctx, app.Config{ID: c.ID, DB: db, Sessions: sessions, Work: c.Work, Logger: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	handler, hb, err := c.heartbeatArgs.wrap(c.ID, self, a, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -126,6 +135,20 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 		return srv.Shutdown(sctx)
 	})
 	return g.Wait()
+}
+
+// advertiseURL is the URL of a listening address, with loopback standing in
+// for a wildcard host (pass --advertise to be reached from elsewhere).
+func advertiseURL(a net.Addr) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return "http://" + a.String()
+	}
+	ip := ap.Addr()
+	if ip.IsUnspecified() {
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	return "http://" + netip.AddrPortFrom(ip.Unmap(), ap.Port()).String()
 }
 
 // openSessions returns the session manager the flags ask for.

@@ -49,11 +49,18 @@ func (p *pool) members(t *testing.T) map[string]string {
 		return nil
 	}
 	defer resp.Body.Close()
-	var list []struct{ ID, State string }
+	var list []struct {
+		ID, State    string
+		LeaseExpired bool `json:"lease_expired"`
+		Ejected      bool
+	}
 	json.NewDecoder(resp.Body).Decode(&list)
 	out := map[string]string{}
 	for _, m := range list {
 		out[m.ID] = m.State
+		if m.State == "ready" && (m.LeaseExpired || m.Ejected) {
+			out[m.ID] = "out"
+		}
 	}
 	return out
 }

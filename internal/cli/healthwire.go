@@ -41,13 +41,18 @@ func (p poolAdapter) Upsert(m health.Member) error {
 }
 
 func (p poolAdapter) SetState(id string, s health.MemberState) error {
+	// A lease that ran out is a health signal like a failing probe, so the
+	// guard bounds how much of the pool it can take out.
 	switch s {
 	case health.StateReady:
+		if err := p.b.SetLeaseExpired(id, false); err != nil {
+			return err
+		}
 		return p.b.SetState(id, balancer.Ready)
 	case health.StateDraining:
 		return p.b.SetState(id, balancer.Draining)
 	case health.StateDown:
-		return p.b.SetState(id, balancer.Down)
+		return p.b.SetLeaseExpired(id, true)
 	}
 	return fmt.Errorf("member %s: unknown state %q", id, s)
 }
