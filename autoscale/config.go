@@ -179,6 +179,12 @@ type Config struct {
 	// stopped without draining, and the balancer's retries must cover the
 	// requests they held.
 	Drainer Drainer
+	// LostAfter is how long an instance that had joined the pool may be
+	// out of it (absent from the Observation, or not Ready) before it is
+	// taken as lost: stopped through the Provider and replaced. This
+	// catches hung processes and servers a hook started that died, whose
+	// Instance.Exited cannot tell. If zero, 1 min; if negative, never.
+	LostAfter time.Duration
 	// StartTimeout bounds one Provider.Start. If zero, 30s.
 	StartTimeout time.Duration
 	// StopTimeout bounds one Provider.Stop. If zero, 30s.
@@ -241,6 +247,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ScaleDownWindow == 0 {
 		c.ScaleDownWindow = DefaultWindow
+	}
+	if c.LostAfter == 0 {
+		c.LostAfter = time.Minute
 	}
 	if c.StartTimeout == 0 {
 		c.StartTimeout = 30 * time.Second

@@ -62,6 +62,10 @@ const (
 	// CodeStartFailed: Scaler's Provider failed to start an instance
 	// (never returned by Decide).
 	CodeStartFailed Code = "start_failed"
+	// CodeLost: an instance that had joined the pool was out of it (gone or
+	// not ready) for Config.LostAfter; Scaler stopped and replaced it
+	// (never returned by Decide).
+	CodeLost Code = "replace_lost"
 )
 
 // Defaults for Input and Config fields left zero.
@@ -80,8 +84,9 @@ type Recommendation struct {
 
 // Input is everything Decide looks at. Decide does not keep or modify it.
 type Input struct {
-	// Current is the number of instances running or starting (not those
-	// draining). It must not be negative.
+	// Current is the pool's size so far: the last desired size, as HPA's
+	// currentReplicas is the spec's (an instance being started or replaced
+	// counts; one draining does not). It must not be negative.
 	Current int
 	// Observed is the metric's value: per member for in-flight requests and
 	// queue length, the pool's p95 in milliseconds for latency. It must

@@ -22,6 +22,7 @@ type world struct {
 	actions  []action
 	failNext int           // starts that fail before one succeeds
 	drainFor time.Duration // how long a drain takes
+	obsErr   error         // Observe fails with it
 	starts   int
 }
 
@@ -29,6 +30,7 @@ type fakeInst struct {
 	id       string
 	exited   chan struct{}
 	draining bool
+	hidden   bool  // out of the pool, as a hung process whose lease ran out
 	inFlight int64 // set by a test to make it look busy
 }
 
@@ -54,14 +56,20 @@ func (w *world) Observe(ctx context.Context) (Observation, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var obs Observation
+	if w.obsErr != nil {
+		return obs, w.obsErr
+	}
 	ready := 0
 	for _, in := range w.insts {
-		if !in.draining {
+		if !in.draining && !in.hidden {
 			ready++
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(w.insts)) {
 		in := w.insts[id]
+		if in.hidden {
+			continue
+		}
 		m := Member{ID: id, Ready: !in.draining, InFlight: in.inFlight}
 		if m.Ready && in.inFlight == 0 {
 			m.InFlight = w.load / int64(ready)

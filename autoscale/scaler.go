@@ -46,6 +46,10 @@ const (
 type instance struct {
 	Instance
 	started time.Time
+	// joined is set once the instance is seen ready in an Observation;
+	// outSince is when a joined instance was last seen leaving the pool.
+	joined   bool
+	outSince time.Time
 }
 
 // event is what helper goroutines report to the loop.
@@ -138,8 +142,12 @@ func (r *run) tick(ctx context.Context) {
 	obs, err := r.cfg.Source.Observe(octx)
 	cancel()
 	now := time.Now()
+	if err == nil {
+		r.lastObs = obs
+		r.findLost(obs, now)
+	}
 	in := Input{
-		Current: r.current(), Target: r.cfg.Target, Min: r.cfg.Min, Max: r.cfg.Max,
+		Current: r.desired, Target: r.cfg.Target, Min: r.cfg.Min, Max: r.cfg.Max,
 		Tolerance: r.cfg.Tolerance, MaxStepUp: r.cfg.MaxStepUp, Now: now,
 		Window: r.cfg.ScaleDownWindow, History: r.history,
 	}
@@ -147,7 +155,6 @@ func (r *run) tick(ctx context.Context) {
 		r.s.log.Warn("autoscale: observe failed", "err", err)
 		in.NoMetric = true
 	} else {
-		r.lastObs = obs
 		in.Observed, in.NoMetric = observed(r.cfg.Metric, obs, in.Current)
 	}
 	r.observed = in.Observed
@@ -166,7 +173,43 @@ func (r *run) tick(ctx context.Context) {
 	r.publish(&d)
 }
 
-// observed turns an Observation into the metric's value. Instances that
+// findLost takes out of running every instance that had joined the pool
+// and has been out of it for LostAfter, stops it, and lets reconcile
+// replace it.
+func (r *run) findLost(obs Observation, now time.Time) {
+	if r.cfg.LostAfter < 0 {
+		return
+	}
+	ready := make(map[string]bool, len(obs.Members))
+	for _, m := range obs.Members {
+		if m.Ready {
+			ready[m.ID] = true
+		}
+	}
+	for id, in := range r.running {
+		switch {
+		case ready[id]:
+			in.joined, in.outSince = true, time.Time{}
+		case !in.joined:
+		case in.outSince.IsZero():
+			in.outSince = now
+		case now.Sub(in.outSince) >= r.cfg.LostAfter:
+			delete(r.running, id)
+			r.unasked(in, CodeLost)
+			r.s.log.Warn("autoscale: instance lost from the pool; replacing", "id", id, "out_for", now.Sub(in.outSince))
+			r.addEvent(Event{Time: now, From: r.current() + 1, To: r.desired, Code: CodeLost, Reason: "instance " + id + " out of the pool for " + now.Sub(in.outSince).String()})
+			r.helpers.Go(func() {
+				if err := r.stop(id); err != nil {
+					r.s.log.Warn("autoscale: stop of lost instance failed", "id", id, "err", err)
+				}
+			})
+		}
+	}
+}
+
+// observed turns an Observation into the metric's value. current is the
+// desired size, as HPA's currentReplicas is the spec's, not the pods
+// running: an instance being replaced still counts. Instances that
 // have not joined yet count as idle members (as HPA counts unready pods
 // on scale-up), so a pool that is starting does not scale up again.
 func observed(m Metric, obs Observation, current int) (v float64, noMetric bool) {
@@ -324,14 +367,8 @@ func (r *run) handle(ev event) {
 			break // a drained instance ending, as asked
 		}
 		delete(r.running, ev.id)
-		age := time.Since(in.started)
-		if age < crashLoopAge {
-			r.failed(CodeReplaced)
-		} else {
-			r.failures = 0
-			r.count(CodeReplaced)
-		}
-		r.s.log.Warn("autoscale: instance exited unasked; replacing", "id", ev.id, "uptime", age.Round(time.Millisecond))
+		r.unasked(in, CodeReplaced)
+		r.s.log.Warn("autoscale: instance exited unasked; replacing", "id", ev.id, "uptime", time.Since(in.started).Round(time.Millisecond))
 		r.addEvent(Event{Time: time.Now(), From: r.current() + 1, To: r.desired, Code: CodeReplaced, Reason: "instance " + ev.id + " exited"})
 		r.helpers.Go(func() { r.stop(ev.id) }) // the Provider forgets it; it has ended
 	case evDrained:
@@ -347,6 +384,18 @@ func (r *run) handle(ev event) {
 	}
 	r.reconcile()
 	r.publish(nil)
+}
+
+// unasked counts an instance that ended without being asked. One that
+// ended young is a failure and backs off the next start; one that ran a
+// while is replaced at once.
+func (r *run) unasked(in *instance, code Code) {
+	if time.Since(in.started) < crashLoopAge {
+		r.failed(code)
+		return
+	}
+	r.failures = 0
+	r.count(code)
 }
 
 // failed counts a failure and sets the start backoff.

@@ -227,6 +227,68 @@ func TestScalerReplacesCrashedInstance(t *testing.T) {
 	})
 }
 
+func TestScalerReplacesLostInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		s, stop := startScaler(t, w, Config{Min: 3, Max: 5})
+		defer stop()
+		advance(time.Minute)
+		w.mu.Lock()
+		w.insts["i2"].hidden = true
+		w.mu.Unlock()
+		advance(50 * time.Second)
+		wantLive(t, w, 3, "50s after i2 left the pool")
+		if w.count("stop") != 0 {
+			t.Fatalf("an instance was stopped before LostAfter")
+		}
+		advance(20 * time.Second)
+		if got := w.live(); !slices.Equal(got, []string{"i1", "i3", "i4"}) {
+			t.Fatalf("70s after i2 left the pool: live %v, want [i1 i3 i4]", got)
+		}
+		if got := s.Stats().Counts[CodeLost]; got != 1 {
+			t.Errorf("replace_lost count = %d, want 1", got)
+		}
+		if w.count("drain") != 0 {
+			t.Errorf("a lost instance was drained; want it stopped at once")
+		}
+	})
+}
+
+func TestScalerNeverJoinedIsNotLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		_, stop := startScaler(t, w, Config{Min: 2, Max: 4})
+		defer stop()
+		synctest.Wait()
+		w.mu.Lock()
+		w.insts["i2"].hidden = true // still starting, as far as the pool knows
+		w.mu.Unlock()
+		advance(5 * time.Minute)
+		if w.count("stop") != 0 {
+			t.Errorf("an instance that never joined was stopped")
+		}
+	})
+}
+
+func TestScalerHoldsWhenObserveFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		s, stop := startScaler(t, w, Config{Min: 2, Max: 8, ScaleDownWindow: -1})
+		defer stop()
+		w.setLoad(60)
+		advance(12 * time.Second)
+		wantLive(t, w, 6, "under load")
+		w.mu.Lock()
+		w.obsErr = errors.New("balancer unreachable")
+		w.mu.Unlock()
+		advance(time.Minute)
+		wantLive(t, w, 6, "while the source fails")
+		if st := s.Stats(); st.Last.Code != CodeNoMetric || st.Counts[CodeNoMetric] < 10 {
+			t.Errorf("Stats = last %s, no_metric %d; want no_metric about 12 times", st.Last.Code, st.Counts[CodeNoMetric])
+		}
+	})
+}
+
 func TestScalerBacksOffFailingStarts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
