@@ -14,13 +14,16 @@ import (
 // is safe for concurrent use.
 func (s *Shared) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		out := r.Clone(r.Context())
-		out.RequestURI = ""
-		out.URL.Host = r.Host
-		out.URL.Scheme = "http"
+		// A shallow copy: RoundTrip never modifies a request's fields
+		// (it clones before forwarding), so the header map is shared.
+		out := new(http.Request)
+		*out = *r
+		u := *r.URL
+		u.Host, u.Scheme = r.Host, "http"
 		if r.TLS != nil {
-			out.URL.Scheme = "https"
+			u.Scheme = "https"
 		}
+		out.URL, out.RequestURI = &u, ""
 		if r.ContentLength == 0 {
 			out.Body = nil
 		}
