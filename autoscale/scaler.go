@@ -3,6 +3,7 @@ package autoscale
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -352,6 +353,9 @@ func (r *run) handle(ev event) {
 	switch ev.kind {
 	case evStarted:
 		r.pending--
+		if ev.err == nil && (ev.inst.ID == "" || r.running[ev.inst.ID] != nil || r.draining[ev.inst.ID] != nil) {
+			ev.err = fmt.Errorf("provider returned instance id %q, empty or already in use", ev.inst.ID)
+		}
 		if ev.err != nil {
 			r.failed(CodeStartFailed)
 			r.s.log.Warn("autoscale: start failed", "err", ev.err, "retry_in", time.Until(r.blockedUntil).Round(time.Millisecond))
