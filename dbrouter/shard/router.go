@@ -53,6 +53,12 @@ type Config struct {
 	// ErrStaleEpoch; the router adopts it if it is newer and retries the
 	// write once. If nil, the refusal is returned to the caller.
 	Reload func(ctx context.Context) (*Map, error)
+	// StaleWait bounds how long a write refused for a stale epoch keeps
+	// calling Reload until a newer map appears: during a move's fenced
+	// window the shard is refused everywhere until the new map is
+	// published, and writers wait it out instead of failing. If zero, 10s
+	// is used; negative means one Reload only. It needs Reload.
+	StaleWait time.Duration
 	// MaxConcurrency bounds how many shards one Scatter queries at once. If
 	// zero, 8 is used.
 	MaxConcurrency int
@@ -94,6 +100,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.ShardTimeout == 0 {
 		cfg.ShardTimeout = 5 * time.Second
+	}
+	if cfg.StaleWait == 0 {
+		cfg.StaleWait = 10 * time.Second
 	}
 	r := &Router{cfg: cfg, phys: map[string]*physical{}, log: cfg.Logger}
 	if r.log == nil {
@@ -296,20 +305,33 @@ func (r *Router) Exec(ctx context.Context, k Key, query string, args ...any) (sq
 // shard's fence (see Exec), and commits it if fn returns nil; otherwise it
 // rolls back and returns fn's error. Co-located tables (same key, same
 // schema) can be changed together atomically. With Config.Reload, a
-// refusal for a stale epoch reloads the map and runs fn once more on the
-// shard's new place; fn must therefore be safe to run twice (it was rolled
-// back the first time).
+// refusal for a stale epoch reloads the map (for up to StaleWait, while a
+// move is in its fenced window) and runs fn once more on the shard's new
+// place; fn must therefore be safe to run twice (it was rolled back the
+// first time).
 func (r *Router) Tx(ctx context.Context, k Key, fn func(*Tx) error) error {
 	m := r.m.Load()
 	err := r.txOn(ctx, r.target(m, m.Shard(k)), fn)
 	if !errors.Is(err, ErrStaleEpoch) || r.cfg.Reload == nil {
 		return err
 	}
-	if nm, rerr := r.reload(ctx, m); rerr != nil || nm == nil {
-		return errors.Join(err, rerr)
+	deadline := time.Now().Add(r.cfg.StaleWait)
+	for pause := 20 * time.Millisecond; ; pause = min(2*pause, 500*time.Millisecond) {
+		nm, rerr := r.reload(ctx, m)
+		if rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		if nm != nil {
+			m = nm
+			return r.txOn(ctx, r.target(m, m.Shard(k)), fn)
+		}
+		if time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		if serr := sleepCtx(ctx, pause); serr != nil {
+			return errors.Join(err, serr)
+		}
 	}
-	m = r.m.Load()
-	return r.txOn(ctx, r.target(m, m.Shard(k)), fn)
 }
 
 // reload fetches a new map after a stale-epoch refusal under old; it
@@ -323,6 +345,9 @@ func (r *Router) reload(ctx context.Context, old *Map) (*Map, error) {
 	nm, err := r.cfg.Reload(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reload shard map: %w", err)
+	}
+	if nm == nil {
+		return nil, nil
 	}
 	ok, err := r.SetMap(nm)
 	if err != nil || !ok {
