@@ -49,15 +49,19 @@ type Config struct {
 	// Timeout bounds one run of the hook (Start's or Stop's context may end
 	// it sooner). If zero, 2 min.
 	Timeout time.Duration
+	// Parallel is how many runs of the hook may overlap. If zero, 1: runs
+	// are serialized, so a simple script need not lock its inventory.
+	Parallel int
 	// Logger receives the hook's output and what it added or removed. If
 	// nil, nothing is logged.
 	Logger *slog.Logger
 }
 
-// Provider runs the hook. Safe for concurrent use; the hook itself must
-// then cope with concurrent runs.
+// Provider runs the hook. Safe for concurrent use; runs overlap only as
+// far as Config.Parallel allows.
 type Provider struct {
 	cfg Config
+	sem chan struct{} // Parallel slots
 
 	// mu guards added.
 	mu    sync.Mutex
@@ -72,8 +76,11 @@ func New(cfg Config) (*Provider, error) {
 	if len(cfg.Command) == 0 || cfg.Command[0] == "" {
 		return nil, fmt.Errorf("%w: command is empty", ErrConfig)
 	}
-	if cfg.Timeout < 0 {
-		return nil, fmt.Errorf("%w: timeout %v is negative", ErrConfig, cfg.Timeout)
+	if cfg.Timeout < 0 || cfg.Parallel < 0 {
+		return nil, fmt.Errorf("%w: timeout %v and parallel %d must not be negative", ErrConfig, cfg.Timeout, cfg.Parallel)
+	}
+	if cfg.Parallel == 0 {
+		cfg.Parallel = 1
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Minute
@@ -81,7 +88,7 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Provider{cfg: cfg, added: map[string]bool{}}, nil
+	return &Provider{cfg: cfg, sem: make(chan struct{}, cfg.Parallel), added: map[string]bool{}}, nil
 }
 
 // Start runs "COMMAND add" and returns the server it printed. Its
@@ -129,6 +136,12 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 func (p *Provider) run(ctx context.Context, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
+	select {
+	case p.sem <- struct{}{}:
+		defer func() { <-p.sem }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: waiting for a parallel slot: %w", strings.Join(args, " "), ctx.Err())
+	}
 	cmd := exec.CommandContext(ctx, p.cfg.Command[0], append(p.cfg.Command[1:len(p.cfg.Command):len(p.cfg.Command)], args...)...)
 	cmd.Env = append(os.Environ(), p.cfg.Env...)
 	cmd.Dir = p.cfg.Dir

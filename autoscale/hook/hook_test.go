@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"scaleout/autoscale"
 )
 
 // script is a hook that keeps its servers in a file beside itself, as an
@@ -184,4 +186,38 @@ func FuzzParseAdd(f *testing.F) {
 			t.Fatalf("parseAdd(%q) accepted id %q url %q", out, id, u)
 		}
 	})
+}
+
+// TestScalerWithHook runs a Scaler over the hook: concurrent starts are
+// serialized, so the script's unlocked counter gives unique ids, and Run's
+// end removes every server it added.
+func TestScalerWithHook(t *testing.T) {
+	t.Parallel()
+	p, dir := newHook(t)
+	src := autoscale.SourceFunc(func(ctx context.Context) (autoscale.Observation, error) {
+		return autoscale.Observation{}, nil // no member joined: the size holds at Min
+	})
+	s, err := autoscale.New(autoscale.Config{Min: 4, Max: 4, Interval: 100 * time.Millisecond, Source: src, Provider: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	for deadline := time.Now().Add(time.Minute); s.Stats().Starting > 0 || len(s.Stats().Instances) < 4; {
+		if time.Now().After(deadline) {
+			t.Fatalf("4 servers not added within 1 min: %+v", s.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := servers(t, dir); got != "web-1\nweb-2\nweb-3\nweb-4" {
+		t.Errorf("inventory = %q, want web-1 to web-4", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if got := servers(t, dir); got != "" {
+		t.Errorf("inventory after Run = %q, want empty", got)
+	}
 }
