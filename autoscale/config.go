@@ -242,6 +242,12 @@ func (c *Config) setDefaults() error {
 	default:
 		return bad("victim %q: want %s or %s", c.Victim, VictimNewest, VictimLeastLoaded)
 	}
+	c.fillDefaults()
+	return nil
+}
+
+// fillDefaults sets the zero durations, Events and Logger.
+func (c *Config) fillDefaults() {
 	if c.Interval == 0 {
 		c.Interval = 5 * time.Second
 	}
@@ -263,5 +269,4 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return nil
 }
