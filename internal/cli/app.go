@@ -69,7 +69,7 @@ func runApp(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return UsageError{Err: err}
 	}
-	return serveApp(ctx, c, log.With("app", c.ID))
+	return serveApp(ctx, c, log)
 }
 
 // serveApp opens the shared data, builds the app and serves it until ctx is
@@ -99,6 +99,7 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 	if c.ID == "" {
 		c.ID, _ = health.IDFromURL(self)
 	}
+	log = log.With("app", c.ID)
 	a, err := app.New(ctx, app.Config{ID: c.ID, DB: db, Sessions: sessions, Work: c.Work, Logger: log})
 	if err != nil {
 		ln.Close()
@@ -120,7 +121,17 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 	})
 	left := make(chan struct{})
 	if hb != nil {
-		g.Go(func() error { defer close(left); return hb(gctx) })
+		g.Go(func() error {
+			defer close(left)
+			err := hb(gctx)
+			if err != nil && gctx.Err() != nil {
+				// Shutting down: a balancer that could not be told we
+				// are leaving will find out when our lease runs out.
+				log.Warn("heartbeats ended with an error", "err", err)
+				return nil
+			}
+			return err
+		})
 	} else {
 		close(left)
 	}

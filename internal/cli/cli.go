@@ -30,6 +30,7 @@ type Env struct {
 // Each command lives in a file of its own in this package.
 func commands() []command {
 	return []command{
+		{"up", "run the whole stack on this machine: balancer, autoscaled app servers, dashboard", runUp},
 		{"balance", "run the load balancer in front of a pool of app servers", runBalance},
 		{"app", "run the example app server (the lecture's airline)", runApp},
 		{"bench", "send HTTP load, open or closed loop, and measure latency and capacity", runBench},
