@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,16 +45,10 @@ func TestStore(t *testing.T, newStore func(t *testing.T) session.Store) {
 }
 
 // seq makes ids unique across runs that share a store.
-var seq struct {
-	sync.Mutex
-	n int
-}
+var seq atomic.Int64
 
 func newID(t *testing.T) string {
-	seq.Lock()
-	defer seq.Unlock()
-	seq.n++
-	return session.HashToken(fmt.Sprintf("%s-%d-%d", t.Name(), time.Now().UnixNano(), seq.n))
+	return session.HashToken(fmt.Sprintf("%s-%d-%d", t.Name(), time.Now().UnixNano(), seq.Add(1)))
 }
 
 func ctx(t *testing.T) context.Context {
