@@ -35,6 +35,7 @@ func commands() []command {
 		{"app", "run the example app server (the lecture's airline)", runApp},
 		{"bench", "send HTTP load, open or closed loop, and measure latency and capacity", runBench},
 		{"heartbeat", "announce an app server to balancers by heartbeat until SIGTERM, then leave", runHeartbeat},
+		{"shard", "move a logical shard between PostgreSQL databases online (logical replication, fenced cutover)", runShard},
 		{"version", "print the version", runVersion},
 	}
 }
