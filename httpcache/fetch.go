@@ -13,13 +13,13 @@ import (
 // client's own If-None-Match or If-Modified-Since (RFC 9111 section 4.3.2).
 // status is the Cache-Status parameter list; "" means a plain hit.
 func (s *Shared) serve(req *http.Request, e *entry, now time.Time, status string) *http.Response {
-	h := e.header.Clone()
-	h["Age"] = []string{ageSeconds(e.age(now))}
-	if status == "" {
-		h["Cache-Status"] = []string{s.hitStatus}
-	} else {
-		h["Cache-Status"] = []string{s.name + "; " + status}
+	h, spare := cloneHeader(e.header, 2)
+	spare[0] = ageSeconds(e.age(now))
+	spare[1] = s.hitStatus
+	if status != "" {
+		spare[1] = s.name + "; " + status
 	}
+	h["Age"], h["Cache-Status"] = spare[0:1:1], spare[1:2:2]
 	code, body := e.status, e.body
 	if code == http.StatusOK && notModified(req.Header, e) {
 		code, body = http.StatusNotModified, nil
@@ -335,4 +335,27 @@ func (s *Shared) wait(ctx context.Context, f *flight) bool {
 func drainAll(res *http.Response) {
 	_, _ = io.Copy(io.Discard, res.Body)
 	_ = res.Body.Close()
+}
+
+// cloneHeader copies h as http.Header.Clone does, in two allocations, with
+// extra spare value slots in the same backing array for the fields a hit
+// adds (Age, Cache-Status): the hit path's allocations, measured by
+// BenchmarkRoundTrip/hit.
+func cloneHeader(h http.Header, extra int) (http.Header, []string) {
+	nv := extra
+	for _, vv := range h {
+		nv += len(vv)
+	}
+	sv := make([]string, nv)
+	out := make(http.Header, len(h)+extra)
+	for k, vv := range h {
+		if vv == nil {
+			out[k] = nil
+			continue
+		}
+		n := copy(sv, vv)
+		out[k] = sv[:n:n]
+		sv = sv[n:]
+	}
+	return out, sv
 }

@@ -443,17 +443,21 @@ func drain(rc io.ReadCloser) {
 
 // newResponse builds a response to req with the given parts.
 func newResponse(req *http.Request, code int, h http.Header, body []byte) *http.Response {
-	res := &http.Response{
+	// One allocation holds the response and its body reader.
+	r := &struct {
+		res  http.Response
+		body bodyReader
+	}{}
+	r.res = http.Response{
 		Status:     statusLine(code),
 		StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, Request: req, ContentLength: int64(len(body)),
+		Header: h, Request: req, ContentLength: int64(len(body)), Body: http.NoBody,
 	}
-	if len(body) == 0 {
-		res.Body = http.NoBody
-	} else {
-		res.Body = &bodyReader{data: body}
+	if len(body) > 0 {
+		r.body.data = body
+		r.res.Body = &r.body
 	}
-	return res
+	return &r.res
 }
 
 // statusLine is "200 OK" for 200, without formatting for the common codes.
