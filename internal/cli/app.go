@@ -83,7 +83,7 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 		return fmt.Errorf("airline database: %w", err)
 	}
 	defer db.Close()
-	sessions, closeSessions, err := openSessions(ctx, c, log)
+	sessions, cleaner, closeSessions, err := openSessions(ctx, c, log)
 	if err != nil {
 		return err
 	}
@@ -113,6 +113,12 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 	log.Info("app serving", "addr", ln.Addr().String())
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	g, gctx := errgroup.WithContext(ctx)
+	if cleaner != nil {
+		g.Go(func() error {
+			session.RunCleanup(gctx, cleaner, 5*time.Minute, func(err error) { log.Warn("session cleanup", "err", err) })
+			return nil
+		})
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -162,10 +168,12 @@ func advertiseURL(a net.Addr) string {
 	return "http://" + netip.AddrPortFrom(ip.Unmap(), ap.Port()).String()
 }
 
-// openSessions returns the session manager the flags ask for.
-func openSessions(ctx context.Context, c appConfig, log *slog.Logger) (*session.Manager, func(), error) {
+// openSessions returns the session manager the flags ask for, and the
+// store whose expired sessions the app should clean up.
+func openSessions(ctx context.Context, c appConfig, log *slog.Logger) (*session.Manager, session.Cleaner, func(), error) {
 	cfg := session.Config{Logger: log, CookieName: "airline_session"}
 	closer := func() {}
+	var cleaner session.Cleaner
 	switch c.Sessions {
 	case "cookie":
 		path := c.SecretFile
@@ -174,14 +182,14 @@ func openSessions(ctx context.Context, c appConfig, log *slog.Logger) (*session.
 		}
 		secret, err := loadSecret(path, log)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for len(secret) < 32 {
 			secret = append(secret, secret...)
 		}
 		codec, err := cookiestore.New(cookiestore.Config{Keys: []cookiestore.Key{{ID: "k1", Secret: secret}}})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		cfg.Codec = codec
 		// Revocation needs something shared: the generations live in
@@ -190,23 +198,24 @@ func openSessions(ctx context.Context, c appConfig, log *slog.Logger) (*session.
 	case "sqlite":
 		db, err := sqlitestore.Open(filepath.Join(c.DataDir, "sessions.db"))
 		if err != nil {
-			return nil, nil, fmt.Errorf("session database: %w", err)
+			return nil, nil, nil, fmt.Errorf("session database: %w", err)
 		}
 		closer = func() { db.Close() }
 		st, err := sqlitestore.New(ctx, sqlitestore.Config{DB: db})
 		if err != nil {
 			db.Close()
-			return nil, nil, fmt.Errorf("session store: %w", err)
+			return nil, nil, nil, fmt.Errorf("session store: %w", err)
 		}
 		if cfg.Codec == nil {
 			cfg.Store = st
 		}
 		cfg.Generations = st
+		cleaner = st
 	}
 	m, err := session.New(cfg)
 	if err != nil {
 		closer()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return m, closer, nil
+	return m, cleaner, closer, nil
 }
