@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -347,5 +348,34 @@ func TestPurgeHandler(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET: got %d, want 405", res.StatusCode)
+	}
+}
+
+// Neither the constructor nor the request path leaves goroutines behind:
+// background work belongs to Run. Not parallel, so the count is stable.
+func TestNoGoroutinesOutsideRun(t *testing.T) {
+	next := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		h := http.Header{"Cache-Control": {"max-age=60"}}
+		return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader("ok")), ContentLength: 2, Request: r}, nil
+	})
+	before := runtime.NumGoroutine()
+	s, err := NewShared(Config{Next: next, MaxBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 500 { // enough to fill the bound and make otter evict
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://app.test/%d", i%300), nil)
+		res, err := s.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("got %d goroutines after NewShared and 500 requests, had %d before", after, before)
+	}
+	if st := s.Stats(); st.Hits == 0 || st.Stored == 0 {
+		t.Errorf("got %+v, want hits and stores", st)
 	}
 }

@@ -365,12 +365,12 @@ func (s *Shared) notCached(req *http.Request) *http.Response {
 // after a successful unsafe method (RFC 9111 section 4.4).
 func (s *Shared) forwardMethod(req *http.Request) (*http.Response, error) {
 	s.bypassed.Add(1)
-	res, err := s.next.RoundTrip(req)
+	base := primaryKey(req) // before Next, which may rewrite its copy's URL
+	res, err := s.next.RoundTrip(s.outgoing(req, false))
 	if err != nil {
 		return nil, err
 	}
 	if !isSafe(req.Method) && res.StatusCode >= 200 && res.StatusCode < 400 {
-		base := primaryKey(req)
 		s.purgeKey(base)
 		for _, f := range [...]string{"Location", "Content-Location"} {
 			if v := res.Header.Get(f); v != "" {
