@@ -73,6 +73,7 @@ func TestEvaluatePreconditions(t *testing.T) {
 		{"ius modified since", "PUT", []string{"If-Unmodified-Since", before}, cur, Failed},
 		{"ius unmodified", "DELETE", []string{"If-Unmodified-Since", after}, cur, Proceed},
 		{"if-match garbage", "PUT", []string{"If-Match", `v2`}, cur, Failed},
+		{"ius without last-modified ignored", "PUT", []string{"If-Unmodified-Since", before}, Validators{ETag: `"v2"`}, Proceed},
 	}
 	for _, tc := range cases {
 		r := httptest.NewRequest(tc.method, "/x", nil)
@@ -173,5 +174,38 @@ func TestAppBehindSharedCache(t *testing.T) {
 	res, _ = get(t, fc, "GET", front.URL+"/f", "If-None-Match", ContentETag([]byte("flights")))
 	if res.StatusCode != 304 || calls.Load() != 2 {
 		t.Errorf("client conditional: got %d after %d app calls, want 304 after 2", res.StatusCode, calls.Load())
+	}
+}
+
+func TestETagHelpers(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		got, want string
+	}{
+		{VersionETag("v42", false), `"v42"`},
+		{VersionETag(`a b"c`, true), `W/"a_b_c"`},
+		{VersionETag("é", false), `"__"`},
+		{ContentETag([]byte("x")), ContentETag([]byte("x"))},
+	}
+	for i, tc := range cases {
+		if tc.got != tc.want {
+			t.Errorf("case %d: got %s, want %s", i, tc.got, tc.want)
+		}
+		if _, err := ParseETag(tc.got); err != nil {
+			t.Errorf("case %d: %s does not parse: %v", i, tc.got, err)
+		}
+	}
+	if ContentETag([]byte("x")) == ContentETag([]byte("y")) {
+		t.Errorf("different content, same tag")
+	}
+	for _, bad := range []string{``, `abc`, `"abc`, `W/abc`, `"a"b`, `"a"b"`} {
+		if _, err := ParseETag(bad); !errors.Is(err, ErrBadETag) {
+			t.Errorf("ParseETag(%q): got %v, want ErrBadETag", bad, err)
+		}
+	}
+	h := http.Header{}
+	Policy{Private: true, MaxAge: time.Minute, Vary: []string{"Cookie"}}.Apply(h)
+	if h.Get("Cache-Control") != "private, max-age=60" || h.Get("Vary") != "Cookie" {
+		t.Errorf("Apply: got %v", h)
 	}
 }

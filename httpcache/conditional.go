@@ -50,8 +50,9 @@ func EvaluatePreconditions(r *http.Request, v Validators) Precondition {
 		if !match {
 			return Failed
 		}
-	} else if ius, ok := ParseHTTPDate(r.Header.Get("If-Unmodified-Since")); ok && !v.Missing {
-		if v.LastModified.IsZero() || lm.After(ius) {
+	} else if ius, ok := ParseHTTPDate(r.Header.Get("If-Unmodified-Since")); ok && !v.Missing && !v.LastModified.IsZero() {
+		// Without a modification date the field is ignored (section 13.1.4).
+		if lm.After(ius) {
 			return Failed
 		}
 	}

@@ -11,7 +11,9 @@ import (
 // cache: each request is turned into a client request for the same URL
 // (the Host the client named, and http or https by the connection) and
 // passed to RoundTrip. Transport errors become 502 Bad Gateway. The handler
-// is safe for concurrent use.
+// is safe for concurrent use. Config.Next must route to the origin by
+// itself (rewriting the URL's host), since the URL it receives names this
+// handler's own Host.
 func (s *Shared) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A shallow copy: RoundTrip never modifies a request's fields
