@@ -379,3 +379,52 @@ func TestNoGoroutinesOutsideRun(t *testing.T) {
 		t.Errorf("got %+v, want hits and stores", st)
 	}
 }
+
+// Concurrent requests for one stale entry send one conditional request.
+func TestCollapsedRevalidation(t *testing.T) {
+	t.Parallel()
+	clk := newTestClock()
+	release := make(chan struct{})
+	o := newOrigin(t, clk, func(n int64, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10")
+		w.Header().Set("ETag", `"same"`)
+		if r.Header.Get("If-None-Match") == `"same"` {
+			<-release
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, "body")
+	})
+	s, c := newTestCache(t, o, nil)
+	runSteps(t, c, o, []step{{wantOrigin: 1}})
+	clk.Advance(time.Minute)
+	const clients = 10
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			res, err := c.Get(o.srv.URL + "/r")
+			if err != nil {
+				t.Errorf("client %d: %v", i, err)
+				return
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if string(b) != "body" {
+				t.Errorf("client %d: got %q", i, b)
+			}
+		})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && o.count.Load() < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // let the rest queue on the flight; not needed for correctness
+	close(release)
+	wg.Wait()
+	if got := o.count.Load(); got != 2 {
+		t.Errorf("got %d origin requests, want 2 (one fetch, one revalidation)", got)
+	}
+	if st := s.Stats(); st.Revalidations != 1 {
+		t.Errorf("got %d revalidations, want 1", st.Revalidations)
+	}
+}

@@ -216,6 +216,10 @@ func (s *Shared) revalidate(req *http.Request, reqCC Directives, e *entry, waite
 				return s.roundTrip(req, true)
 			}
 			f = nil
+		} else if cur, ok := s.store.GetIfPresent(e.key); ok && cur != e {
+			// Another request revalidated it between our lookup and join.
+			f.end()
+			return s.roundTrip(req, true)
 		}
 	}
 	out := s.outgoing(req, true)
