@@ -257,6 +257,12 @@ func testPGMove(t *testing.T, c *pgCluster) {
 	if !errors.Is(err, ErrStaleEpoch) {
 		t.Fatalf("write through a router with the old map: %v, want ErrStaleEpoch", err)
 	}
+	if st := stale.Stats(); st.Stale != 1 || st.Writes != 0 || st.Epoch != 1 {
+		t.Errorf("stale router stats %+v, want 1 stale refusal, 0 writes, epoch 1", st)
+	}
+	if st := r.Stats(); st.Epoch != 2 || st.Writes < uint64(len(acked)) {
+		t.Errorf("writers' router stats %+v, want epoch 2 and at least %d writes", st, len(acked))
+	}
 	schema := SchemaName(moved)
 	ids := func(db *sql.DB) map[int64]bool {
 		rows, err := db.QueryContext(ctx, "SELECT id FROM "+schema+".passengers")

@@ -79,6 +79,31 @@ type Router struct {
 
 	// reloadMu serializes Reload calls.
 	reloadMu sync.Mutex
+
+	stats struct {
+		reads, writes, stale, reloads, scatters, partial, failedShards atomic.Uint64
+	}
+}
+
+// Stats is a snapshot of a Router's counters.
+type Stats struct {
+	Epoch        uint64 // the current map's epoch
+	Reads        uint64 // single-shard reads
+	Writes       uint64 // fenced write transactions committed
+	Stale        uint64 // writes refused for a stale epoch (before any reload)
+	Reloads      uint64 // maps adopted through Config.Reload
+	Scatters     uint64 // scatter-gather reads
+	Partial      uint64 // scatter-gather reads returned marked Partial
+	FailedShards uint64 // shard parts of scatter-gather reads that failed
+}
+
+// Stats returns the counters. It is safe for concurrent use.
+func (r *Router) Stats() Stats {
+	return Stats{
+		Epoch: r.m.Load().Epoch(), Reads: r.stats.reads.Load(), Writes: r.stats.writes.Load(),
+		Stale: r.stats.stale.Load(), Reloads: r.stats.reloads.Load(), Scatters: r.stats.scatters.Load(),
+		Partial: r.stats.partial.Load(), FailedShards: r.stats.failedShards.Load(),
+	}
 }
 
 // physical is one database with the operations the router needs.
@@ -201,6 +226,7 @@ func expand(query, schema string) string {
 func (r *Router) Query(ctx context.Context, k Key, query string, args ...any) (*sql.Rows, error) {
 	m := r.m.Load()
 	t := r.target(m, m.Shard(k))
+	r.stats.reads.Add(1)
 	return t.phys.query(ctx, expand(query, t.schema), args...)
 }
 
@@ -312,7 +338,11 @@ func (r *Router) Exec(ctx context.Context, k Key, query string, args ...any) (sq
 func (r *Router) Tx(ctx context.Context, k Key, fn func(*Tx) error) error {
 	m := r.m.Load()
 	err := r.txOn(ctx, r.target(m, m.Shard(k)), fn)
-	if !errors.Is(err, ErrStaleEpoch) || r.cfg.Reload == nil {
+	if !errors.Is(err, ErrStaleEpoch) {
+		return err
+	}
+	r.stats.stale.Add(1)
+	if r.cfg.Reload == nil {
 		return err
 	}
 	deadline := time.Now().Add(r.cfg.StaleWait)
@@ -353,6 +383,7 @@ func (r *Router) reload(ctx context.Context, old *Map) (*Map, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
+	r.stats.reloads.Add(1)
 	return nm, nil
 }
 
@@ -372,6 +403,7 @@ func (r *Router) txOn(ctx context.Context, t target, fn func(*Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("shard %d on %s: commit: %w", t.shard, t.phys.Name, err)
 	}
+	r.stats.writes.Add(1)
 	return nil
 }
 

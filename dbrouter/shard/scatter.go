@@ -106,7 +106,21 @@ func (r *Router) Scatter(ctx context.Context, q ScatterQuery) (*Result, error) {
 		})
 	}
 	wg.Wait()
-	return merge(m, shards, answers, q)
+	r.stats.scatters.Add(1)
+	res, err := merge(m, shards, answers, q)
+	if res != nil {
+		r.stats.failedShards.Add(uint64(len(res.Failed)))
+		if res.Partial {
+			r.stats.partial.Add(1)
+		}
+	} else {
+		for _, a := range answers {
+			if a.err != nil {
+				r.stats.failedShards.Add(1)
+			}
+		}
+	}
+	return res, err
 }
 
 func (r *Router) gatherOne(ctx context.Context, t target, q ScatterQuery) shardRows {

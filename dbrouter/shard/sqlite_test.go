@@ -84,6 +84,9 @@ func TestSQLiteShards(t *testing.T) {
 	if err != nil || !res.Partial || len(res.Failed) != 1 || res.Failed[0].Shard != victim {
 		t.Fatalf("partial scatter: %+v, %v; want Partial with shard %d failed", res, err, victim)
 	}
+	if st := r.Stats(); st.Scatters != 3 || st.Partial != 1 || st.FailedShards != 2 || st.Writes != 40 {
+		t.Errorf("stats %+v, want 3 scatters, 1 partial, 2 failed shard parts, 40 writes", st)
+	}
 	if len(res.Rows) >= 40 {
 		t.Errorf("partial scatter returned %d rows, want fewer than 40", len(res.Rows))
 	}
