@@ -224,6 +224,11 @@ type Balancer struct {
 
 	// clientReaders recycles client read buffers, MaxHeaderBytes each.
 	clientReaders sync.Pool
+
+	// h2 serves connections that open with the HTTP/2 preface; built on
+	// the first one.
+	h2Once sync.Once
+	h2     *http.Server
 }
 
 // snapshot is an immutable view of the pool, rebuilt on every change.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -267,7 +268,7 @@ func (pt *poolTransport) send(member *Backend, req *http.Request) (*http.Respons
 	out := req.Clone(req.Context())
 	out.URL.Scheme, out.URL.Host = "http", member.addr
 	out.RequestURI = ""
-	if ip, _, ok := strings.Cut(req.RemoteAddr, ":"); ok && req.RemoteAddr != "" {
+	if ip, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
 		if prior := out.Header.Get("X-Forwarded-For"); prior != "" {
 			ip = prior + ", " + ip
 		}

@@ -58,6 +58,9 @@ func (b *Balancer) shutdown(wg *sync.WaitGroup) {
 		}
 	}
 	b.connMu.Unlock()
+	h2ctx, cancelH2 := context.WithTimeout(context.Background(), b.cfg.ShutdownGrace)
+	defer cancelH2()
+	go b.shutdownH2(h2ctx)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	t := time.NewTimer(b.cfg.ShutdownGrace)
@@ -92,6 +95,7 @@ type clientConn struct {
 	out       []byte // the outgoing request head, built once per request
 	scratch   []byte // the outgoing response head
 	cookieBuf []byte
+	h2        bool // handed to the HTTP/2 server
 }
 
 func (c *clientConn) serve() {
@@ -102,11 +106,15 @@ func (c *clientConn) serve() {
 		b.connMu.Unlock()
 		b.counter.activeConns.Add(-1)
 		c.c.Close()
+		if c.h2 {
+			return // the HTTP/2 server's goroutines may still hold the buffers
+		}
 		c.br.Reset(nil)
 		c.bw.Reset(nil)
 		b.clientReaders.Put(c.br)
 		writerPool.Put(c.bw)
 	}()
+	first := true
 	for {
 		if b.closing.Load() {
 			return
@@ -123,6 +131,12 @@ func (c *clientConn) serve() {
 		}
 		c.idle.Store(false)
 		c.c.SetReadDeadline(time.Now().Add(b.cfg.ReadHeaderTimeout))
+		if first && c.isH2Preface() {
+			c.c.SetReadDeadline(time.Time{})
+			c.serveH2()
+			return
+		}
+		first = false
 		head, err := c.readHead()
 		if err != nil {
 			if errors.Is(err, errHeaderTooBig) {
