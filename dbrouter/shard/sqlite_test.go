@@ -91,3 +91,43 @@ func TestSQLiteShards(t *testing.T) {
 		t.Errorf("partial scatter returned %d rows, want fewer than 40", len(res.Rows))
 	}
 }
+
+// TestStaleWait: a write refused by the fence waits for a newer map through
+// Reload; if none comes within StaleWait, the refusal is returned and
+// nothing is written.
+func TestStaleWait(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	base, closeAll, err := OpenSQLite(ctx, SQLiteConfig{Dir: t.TempDir(), Shards: 2, DDL: passengersDDL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	reloads := 0
+	r, err := New(Config{Map: base.Map(), Physical: base.cfg.Physical, StaleWait: 300 * time.Millisecond,
+		Reload: func(context.Context) (*Map, error) { reloads++; return base.Map(), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := IntKey(1)
+	s := r.ShardOf(k)
+	// The shard "moved away": its fence row says so.
+	if _, err := r.target(r.Map(), s).phys.exec(ctx, "UPDATE "+FenceTable+" SET owned = 0, epoch = 2 WHERE shard = $1", s); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Exec(ctx, k, "INSERT INTO {shard}.passengers VALUES (1, 1, 'x')")
+	if !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("write to a fenced shard: %v, want ErrStaleEpoch", err)
+	}
+	if reloads < 2 {
+		t.Errorf("Reload called %d times within StaleWait, want it polled", reloads)
+	}
+	var n int
+	if err := r.QueryRow(ctx, k, "SELECT count(*) FROM {shard}.passengers").Scan(&n); err != nil || n != 0 {
+		t.Errorf("refused write left %d rows (err %v), want 0", n, err)
+	}
+	if st := r.Stats(); st.Stale != 1 || st.Writes != 0 {
+		t.Errorf("stats %+v, want 1 stale refusal and no write", st)
+	}
+}
