@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 )
 
@@ -19,7 +20,13 @@ import (
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 // isH2Preface reports whether the connection opens with the HTTP/2 preface.
+// It waits for more bytes only while what has arrived is a prefix of the
+// preface, so a short HTTP/1 request is never held up.
 func (c *clientConn) isH2Preface() bool {
+	p, _ := c.br.Peek(min(c.br.Buffered(), len(h2Preface)))
+	if !strings.HasPrefix(h2Preface, string(p)) {
+		return false
+	}
 	p, err := c.br.Peek(len(h2Preface))
 	return err == nil && string(p) == h2Preface
 }
