@@ -156,7 +156,10 @@ func TestErrorsCountedByKind(t *testing.T) {
 	for _, p := range []string{"/ok", "/missing", "/fail", "/hang", "/drop"} {
 		targets = append(targets, Target{URL: srv.URL + p})
 	}
-	res := run(t, Config{Targets: targets, Connections: 5, Requests: 50, Timeout: 300 * time.Millisecond})
+	// The timeout is long enough that a stall of the loaded test machine
+	// does not time out a request that was answered.
+	const timeout = time.Second
+	res := run(t, Config{Targets: targets, Connections: 5, Requests: 50, Timeout: timeout})
 
 	if res.Requests != 50 || res.Errors != 40 {
 		t.Errorf("requests %d errors %d: want 50 and 40", res.Requests, res.Errors)
@@ -173,9 +176,10 @@ func TestErrorsCountedByKind(t *testing.T) {
 			t.Errorf("status %s: got %d, want %d (all: %v)", c, got, want, res.StatusCodes)
 		}
 	}
-	// Timed-out requests count in the latency: the max is at least the timeout.
-	if res.Latency.Max < 300 {
-		t.Errorf("max latency %.1fms: want >= the 300ms timeout", res.Latency.Max)
+	// Timed-out requests count in the latency: the max is at least the
+	// timeout, less the 1/16 by which a keep-alive deadline may be early.
+	if want := float64((timeout - timeout/16).Milliseconds()); res.Latency.Max < want {
+		t.Errorf("max latency %.1fms: want >= %.0fms", res.Latency.Max, want)
 	}
 }
 
@@ -300,7 +304,7 @@ func TestRunStopsWhenCancelled(t *testing.T) {
 		Targets: []Target{{URL: srv.URL}}, Rate: 50, Duration: time.Minute,
 		ProgressInterval: 50 * time.Millisecond,
 		Progress: func(p Progress) {
-			if calls.Add(1) == 3 {
+			if p.Requests >= 5 && calls.Add(1) == 1 {
 				cancel()
 			}
 		},
@@ -312,7 +316,7 @@ func TestRunStopsWhenCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: got error %v, want context.Canceled", err)
 	}
-	if res == nil || res.Requests == 0 || res.Requests >= 50*60 {
+	if res == nil || res.Requests < 5 || res.Requests >= 50*60 {
 		t.Fatalf("partial result: got %+v, want some requests and far fewer than a minute's", res)
 	}
 }
