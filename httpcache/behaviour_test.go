@@ -428,3 +428,40 @@ func TestCollapsedRevalidation(t *testing.T) {
 		t.Errorf("got %d revalidations, want 1", st.Revalidations)
 	}
 }
+
+// The handler form: a real server in front, an origin that goes away.
+func TestHandlerOriginDown(t *testing.T) {
+	t.Parallel()
+	clk := newTestClock()
+	o := newOrigin(t, clk, fixed("Cache-Control", "max-age=60"))
+	target := o.srv.Listener.Addr().String()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	s, err := NewShared(Config{Now: clk.Now, Next: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		r.URL.Host = target
+		return tr.RoundTrip(r)
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(s.Handler())
+	defer front.Close()
+	fc := front.Client()
+	res, body := get(t, fc, http.MethodGet, front.URL+"/page")
+	if res.StatusCode != 200 || body != "n=1" || res.Header.Get("Content-Length") != "3" {
+		t.Fatalf("first: got %d %q Content-Length %q", res.StatusCode, body, res.Header.Get("Content-Length"))
+	}
+	o.srv.Close()
+	res, body = get(t, fc, http.MethodGet, front.URL+"/page")
+	if res.StatusCode != 200 || body != "n=1" || res.Header.Get("Age") == "" {
+		t.Errorf("fresh hit with origin down: got %d %q Age %q", res.StatusCode, body, res.Header.Get("Age"))
+	}
+	res, _ = get(t, fc, http.MethodGet, front.URL+"/other")
+	if res.StatusCode != http.StatusBadGateway || !strings.Contains(res.Header.Get("Cache-Status"), "origin-error") {
+		t.Errorf("miss with origin down: got %d, Cache-Status %q", res.StatusCode, res.Header.Get("Cache-Status"))
+	}
+	res, _ = get(t, fc, http.MethodHead, front.URL+"/page")
+	if res.StatusCode != 200 || res.ContentLength != 3 {
+		t.Errorf("HEAD hit: got %d, length %d", res.StatusCode, res.ContentLength)
+	}
+}

@@ -160,6 +160,32 @@ func TestSharedScenarios(t *testing.T) {
 		{"no validators and expired: refetch", fixed("Cache-Control", "max-age=5"), []step{
 			{wantOrigin: 1}, {advance: 6 * time.Second, wantOrigin: 2, wantCS: "fwd=stale"},
 		}},
+		{"surrogate-control overrides cache-control", fixed("Cache-Control", "no-store", "Surrogate-Control", "max-age=60"), []step{
+			{wantOrigin: 1, wantCS: "stored"}, {advance: 30 * time.Second, wantOrigin: 1, wantBody: "n=1"},
+		}},
+		{"surrogate-control for another target ignored", fixed("Cache-Control", "no-store", "Surrogate-Control", "max-age=60;othercdn"), []step{
+			{wantOrigin: 1}, {wantOrigin: 2},
+		}},
+		{"surrogate-control no-store", fixed("Cache-Control", "max-age=60", "Surrogate-Control", "no-store"), []step{
+			{wantOrigin: 1}, {wantOrigin: 2},
+		}},
+		{"stale-if-error when the origin drops the connection", func(n int64, w http.ResponseWriter, r *http.Request) {
+			if n > 1 {
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+				return
+			}
+			// No keep-alive: a dropped reused connection would make the
+			// client transport retry and count twice.
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Cache-Control", "max-age=1, stale-if-error=600")
+			fmt.Fprintf(w, "n=%d", n)
+		}, []step{
+			{wantOrigin: 1},
+			{advance: 10 * time.Second, wantOrigin: 2, wantBody: "n=1", wantCS: "stale-if-error"},
+		}},
 		{"unkeyed header stripped", func(n int64, w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Cache-Control", "max-age=60")
 			fmt.Fprintf(w, "host=%s", r.Header.Get("X-Forwarded-Host"))
