@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // MemberStats is a snapshot of one pool member, as /api/backends shows it.
@@ -47,6 +48,8 @@ type Stats struct {
 	GuardActive bool          `json:"guard_active"`
 	ActiveConns int64         `json:"active_conns"`
 	InFlight    int64         `json:"in_flight"`
+	// Queued is the requests waiting now for a member's concurrency slot.
+	Queued int64 `json:"queued"`
 }
 
 // Stats returns a snapshot of the pool and the balancer's counters.
@@ -73,6 +76,7 @@ func (b *Balancer) Stats() Stats {
 			Dynamic: m.dynamic.Load(), ReportedInFlight: m.reportedInFlight.Load(), Capacity: m.capacity.Load(),
 		}
 		s.InFlight += ms.InFlight
+		s.Queued += int64(m.queued.Load())
 		s.Members = append(s.Members, ms)
 	}
 	return s
@@ -223,4 +227,22 @@ func (b *Balancer) writeLatency(sb *strings.Builder) {
 			fmt.Fprintf(sb, "scaleout_request_duration_seconds_count{member=%q,class=%q} %d\n", m.ID, classNames[c], n)
 		}
 	}
+}
+
+// LatencyHistogram returns the latency histogram's bucket upper bounds and
+// the pool-wide count of answered requests per bucket since the balancer
+// started (the last count has no bound), summed over the current members.
+// Two calls a while apart give the latency distribution between them.
+func (b *Balancer) LatencyHistogram() (bounds []time.Duration, counts []uint64) {
+	bounds = latencyBuckets[:]
+	counts = make([]uint64, len(latencyBuckets)+1)
+	for _, m := range b.snap.Load().all {
+		for c := 1; c < numClasses; c++ {
+			h := &m.stats.byClass[c]
+			for i := range counts {
+				counts[i] += h.counts[i].Load()
+			}
+		}
+	}
+	return bounds, counts
 }

@@ -52,7 +52,7 @@ type upConfig struct {
 func defaultUpConfig() upConfig {
 	return upConfig{
 		Listen: ":8080", Admin: "127.0.0.1:9090", Policy: "p2c", Cache: true, CacheSize: 256 << 20,
-		Min: 2, Max: 8, Metric: "in_flight", Target: 10, Interval: Duration(2 * time.Second),
+		Min: 2, Max: 8, Metric: "in_flight", Interval: Duration(2 * time.Second),
 		ScaleDownWindow: Duration(time.Minute), Sessions: "sqlite", Heartbeat: Duration(250 * time.Millisecond),
 		LogLevel: "info",
 	}
@@ -72,7 +72,7 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 	fl.IntVar(&c.Min, "min", c.Min, "fewest app servers")
 	fl.IntVar(&c.Max, "max", c.Max, "most app servers")
 	fl.StringVar(&c.Metric, "metric", c.Metric, "what the autoscaler follows: in_flight (per member), p95_latency (ms) or queue")
-	fl.Float64Var(&c.Target, "target", c.Target, "the metric's target value (in_flight: requests in flight per member)")
+	fl.Float64Var(&c.Target, "target", c.Target, "the metric's target value (0: its default, 10 requests in flight per member, 250 ms p95 or 1 queued per member)")
 	fl.Var(&c.Interval, "interval", "time between autoscaling decisions")
 	fl.Var(&c.ScaleDownWindow, "scale-down-window", "how long load must stay low before the pool shrinks")
 	fl.StringVar(&c.Sessions, "sessions", c.Sessions, "where sessions live: sqlite (a shared store) or cookie (signed cookies)")
@@ -108,8 +108,8 @@ func (c *upConfig) validate() error {
 	switch {
 	case c.Min < 1 || c.Max < c.Min || c.Max > 64:
 		return fmt.Errorf("up: min %d, max %d: want 1 <= min <= max <= 64", c.Min, c.Max)
-	case c.Target <= 0:
-		return fmt.Errorf("up: target %g must be positive", c.Target)
+	case c.Target < 0:
+		return fmt.Errorf("up: target %g must not be negative", c.Target)
 	case c.Sessions != "sqlite" && c.Sessions != "cookie":
 		return fmt.Errorf("up: sessions %q: want sqlite or cookie", c.Sessions)
 	case time.Duration(c.Work) > time.Second:
@@ -181,7 +181,7 @@ func serveUp(ctx context.Context, env *Env, c upConfig, log *slog.Logger) error 
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "scaleout up: balancer on http://%s, dashboard and admin API on %s/\n", displayAddr(ln.Addr()), adminURL)
-	fmt.Fprintf(env.Stdout, "  %d to %d app servers (target %g %s per server), data in %s\n", c.Min, c.Max, c.Target, c.Metric, data)
+	fmt.Fprintf(env.Stdout, "  %d to %d app servers, autoscaled on %s (target %g), data in %s\n", c.Min, c.Max, c.Metric, scaler.Stats().Target, data)
 	fmt.Fprintf(env.Stdout, "  try: scaleout bench http://%s/flights --rate 500 --duration 30s\n", displayAddr(ln.Addr()))
 	fmt.Fprintf(env.Stdout, "  Ctrl-C stops everything.\n")
 
@@ -225,23 +225,67 @@ func buildScaler(c upConfig, b *balancer.Balancer, command []string, log *slog.L
 	return autoscale.New(autoscale.Config{
 		Min: c.Min, Max: c.Max, Metric: metric, Target: c.Target,
 		Interval: time.Duration(c.Interval), ScaleDownWindow: time.Duration(c.ScaleDownWindow),
-		Source:   autoscale.SourceFunc(func(context.Context) (autoscale.Observation, error) { return observe(b), nil }),
+		Source:   newObserver(b),
 		Provider: prov, Drainer: drainer, Logger: log,
 	})
 }
 
-// observe is what the autoscaler sees of the pool: each member's in-flight
-// requests and whether it is in rotation.
-func observe(b *balancer.Balancer) autoscale.Observation {
-	st := b.Stats()
-	obs := autoscale.Observation{Members: make([]autoscale.Member, 0, len(st.Members))}
+// observer is what the autoscaler sees of the pool: each member's
+// in-flight requests and whether it is in rotation, the requests queued at
+// the balancer, and the p95 latency since the previous observation.
+type observer struct {
+	b *balancer.Balancer
+	// prev is the latency histogram at the previous observation; only
+	// the Scaler's goroutine calls Observe.
+	prev []uint64
+}
+
+func newObserver(b *balancer.Balancer) *observer { return &observer{b: b} }
+
+// Observe implements autoscale.Source.
+func (o *observer) Observe(context.Context) (autoscale.Observation, error) {
+	st := o.b.Stats()
+	obs := autoscale.Observation{Members: make([]autoscale.Member, 0, len(st.Members)), Queue: st.Queued}
 	for _, m := range st.Members {
 		obs.Members = append(obs.Members, autoscale.Member{
 			ID: m.ID, InFlight: m.InFlight,
 			Ready: m.State == "ready" && !m.Ejected && m.Healthy && !m.LeaseExpired,
 		})
 	}
-	return obs
+	bounds, counts := o.b.LatencyHistogram()
+	obs.P95 = p95Since(bounds, o.prev, counts)
+	o.prev = counts
+	return obs, nil
+}
+
+// p95Since is the 95th percentile of the requests counted between two
+// histogram snapshots, as the upper bound of its bucket (the top bucket
+// counts as twice the largest bound); zero when none were answered.
+func p95Since(bounds []time.Duration, prev, now []uint64) time.Duration {
+	delta := make([]uint64, len(now))
+	var total uint64
+	for i := range now {
+		if i < len(prev) && prev[i] <= now[i] {
+			delta[i] = now[i] - prev[i]
+		} else if i >= len(prev) {
+			delta[i] = now[i]
+		}
+		total += delta[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	var cum uint64
+	for i, d := range delta {
+		cum += d
+		if float64(cum) >= 0.95*float64(total) {
+			if i < len(bounds) {
+				return bounds[i]
+			}
+			break
+		}
+	}
+	return 2 * bounds[len(bounds)-1]
 }
 
 // scalerPool adapts the balancer to autoscale.Pool for draining.
