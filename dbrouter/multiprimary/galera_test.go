@@ -46,6 +46,53 @@ func TestGalera(t *testing.T) {
 	t.Run("LastWriterWins", func(t *testing.T) { testLWW(t, ctx, nodes) })
 	t.Run("NoDuplicateKeys", func(t *testing.T) { testInserts(t, ctx, nodes) })
 	t.Run("AutoIncrementOffsets", func(t *testing.T) { testAutoIncrement(t, ctx, nodes) })
+	// Last: it takes a node down for good.
+	t.Run("HomeNodeDown", func(t *testing.T) { testHomeDown(t, ctx, c, nodes) })
+}
+
+// testHomeDown kills a node the way a crash would; transactions on keys
+// homed there move to the next node and commit exactly once.
+func testHomeDown(t *testing.T, ctx context.Context, c *testserver.GaleraCluster, nodes []*sql.DB) {
+	cl, err := New(Config{Nodes: nodes, Mode: Homed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var homed []int64
+	for k := int64(1); len(homed) < 20; k++ {
+		if cl.Node(k) == 2 {
+			homed = append(homed, k)
+		}
+	}
+	c.Nodes[2].Kill()
+	// The survivors keep a quorum (2 of 3) once they notice.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st, err := testserver.GaleraStatus(ctx, nodes[0])
+		if err == nil && st["wsrep_cluster_size"] == "2" && st["wsrep_ready"] == "ON" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("survivors did not form a cluster of 2: %v %v", st, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	mustExec(t, ctx, nodes[0], "CREATE TABLE homed (k BIGINT PRIMARY KEY, n INT NOT NULL)")
+	for _, k := range homed {
+		err := cl.Tx(ctx, k, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "INSERT INTO homed VALUES (?, 1) ON DUPLICATE KEY UPDATE n = n + 1", k)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("key %d homed on the dead node: %v", k, err)
+		}
+	}
+	var count, sum int
+	if err := nodes[1].QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(SUM(n), 0) FROM homed").Scan(&count, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if count != len(homed) || sum != len(homed) {
+		t.Errorf("%d rows summing to %d, want %d each applied once", count, sum, len(homed))
+	}
 }
 
 func mustExec(t *testing.T, ctx context.Context, db *sql.DB, q string, args ...any) {

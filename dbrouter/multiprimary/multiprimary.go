@@ -16,9 +16,11 @@
 //   - Homed: each key has a home node (jump hash of the key, or
 //     Config.Home), and its transactions go there, so two writers of one key
 //     meet in the same node's row locks and wait for each other instead of
-//     failing certification; conflicts remain possible only for
-//     transactions that touch keys homed on different nodes. If the home
-//     node is down, the next node serves (the rule is then AnyNode's).
+//     failing certification (ordinary InnoDB deadlocks, error 1213 too,
+//     are retried the same way); certification conflicts remain possible
+//     only for transactions that touch keys homed on different nodes. If
+//     the home node is down, the next node serves (the rule is then
+//     AnyNode's).
 //
 // For blind writes, where the value a writer read does not matter, PutLWW
 // gives last writer wins by timestamp instead: each write carries a stamp
@@ -52,6 +54,10 @@ var (
 	// of its attempts was applied.
 	ErrConflict = errors.New("multiprimary: transaction lost every certification conflict")
 )
+
+// errBegin marks a transaction that failed to begin: nothing was sent, so
+// another node may run it.
+var errBegin = errors.New("begin transaction")
 
 // Mode says where a transaction runs.
 type Mode int
@@ -157,8 +163,9 @@ func (c *Cluster) Node(key int64) int {
 // with a certification conflict, the transaction was rolled back entirely,
 // and fn runs again (so it must not keep state between runs) up to
 // Config.Retries times; when every attempt loses, the error wraps
-// ErrConflict. A node that is not ready (not in the primary component) is
-// skipped for the next one. fn's own errors roll back and return at once.
+// ErrConflict. A node that is down (the transaction cannot begin) or not
+// ready (outside the primary component, error 1047) is skipped for the next
+// one, within the same attempt budget. fn's own errors roll back and return at once.
 // Every call ends either committed exactly once (nil) or not applied at all
 // (an error), except when the connection breaks during COMMIT itself, where
 // the outcome is unknown and the driver's error is returned unretried.
@@ -180,8 +187,10 @@ func (c *Cluster) Tx(ctx context.Context, key int64, fn func(*sql.Tx) error) err
 		case IsConflict(err):
 			c.stats.conflicts.Add(1)
 			c.log.Debug("certification conflict, retrying", "node", node, "attempt", attempt+1, "err", err)
-		case notReady(err):
-			c.log.Warn("node not ready, trying the next", "node", node, "err", err)
+		case (notReady(err) || errors.Is(err, errBegin)) && ctx.Err() == nil && len(c.cfg.Nodes) > 1:
+			// Nothing was applied: the node refused the transaction or
+			// could not even begin it (down, unreachable).
+			c.log.Warn("node unavailable, trying the next", "node", node, "err", err)
 			node = (node + 1) % len(c.cfg.Nodes)
 		default:
 			c.stats.failed.Add(1)
@@ -198,7 +207,7 @@ func (c *Cluster) Tx(ctx context.Context, key int64, fn func(*sql.Tx) error) err
 func (c *Cluster) once(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errBegin, err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
