@@ -252,6 +252,15 @@ func (c *Cache[V]) fill(ctx context.Context, key string, ttl time.Duration, load
 			c.storeFailed(err)
 			return c.loadOnly(ctx, key, load)
 		}
+		if r.Leased && cur == nil {
+			// Another server may have filled the key between our miss
+			// and our lease: look once more before loading.
+			if e, err := c.store.Get(ctx, key); err == nil && e != nil {
+				c.release(context.WithoutCancel(ctx), r)
+				c.stats.hits.Add(1)
+				return c.hit(e)
+			}
+		}
 		if r.Leased || !c.now().Before(deadline) {
 			return c.loadAndPut(ctx, r, ttl, load)
 		}
