@@ -41,9 +41,9 @@ func runLoad(workers, n int, limit time.Duration, do func(i int) error) (sent in
 	return min(next.Load(), int64(n)), failures
 }
 
-func TestKilledMemberCausesNoFailedIdempotentRequests(t *testing.T) {
-	t.Parallel()
-	log := filepath.Join(t.TempDir(), "posts")
+// startProcessPool runs a balancer in front of three member processes
+// that log the POSTs they receive to log.
+func startProcessPool(t *testing.T, log string) ([]*memberProcess, *testPool) {
 	var urls []string
 	var procs []*memberProcess
 	for _, id := range []string{"a", "b", "c"} {
@@ -51,7 +51,13 @@ func TestKilledMemberCausesNoFailedIdempotentRequests(t *testing.T) {
 		procs = append(procs, m)
 		urls = append(urls, m.url)
 	}
-	p := startBalancer(t, Config{}, urls...)
+	return procs, startBalancer(t, Config{}, urls...)
+}
+
+func TestKilledMemberCausesNoFailedIdempotentRequests(t *testing.T) {
+	t.Parallel()
+	log := filepath.Join(t.TempDir(), "posts")
+	procs, p := startProcessPool(t, log)
 	client := newClient()
 	var done atomic.Int64
 	go func() {
@@ -86,14 +92,7 @@ func TestKilledMemberCausesNoFailedIdempotentRequests(t *testing.T) {
 func TestPostNeverDeliveredTwice(t *testing.T) {
 	t.Parallel()
 	log := filepath.Join(t.TempDir(), "posts")
-	var urls []string
-	var procs []*memberProcess
-	for _, id := range []string{"a", "b", "c"} {
-		m := startMemberProcess(t, id, log)
-		procs = append(procs, m)
-		urls = append(urls, m.url)
-	}
-	p := startBalancer(t, Config{}, urls...)
+	procs, p := startProcessPool(t, log)
 	client := newClient()
 	var done atomic.Int64
 	go func() {

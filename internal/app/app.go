@@ -137,19 +137,16 @@ func (a *App) flights(ctx context.Context) ([]Flight, error) {
 }
 
 func (a *App) handleFlights(w http.ResponseWriter, r *http.Request) {
-	fl, err := a.flights(r.Context())
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	listPolicy.Apply(w.Header())
-	if httpcache.CheckPreconditions(w, r, httpcache.Validators{ETag: listETag(fl)}) {
-		return
-	}
-	a.render(w, r, "flights", map[string]any{"Flights": fl})
+	a.serveList(w, r, func(fl []Flight) { a.render(w, r, "flights", map[string]any{"Flights": fl}) })
 }
 
 func (a *App) handleFlightsJSON(w http.ResponseWriter, r *http.Request) {
+	a.serveList(w, r, func(fl []Flight) { writeJSON(w, fl) })
+}
+
+// serveList answers a request for the flight list: from the cache, with
+// its caching headers, a 304 when the client's copy is current, else write.
+func (a *App) serveList(w http.ResponseWriter, r *http.Request, write func([]Flight)) {
 	fl, err := a.flights(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
@@ -159,7 +156,7 @@ func (a *App) handleFlightsJSON(w http.ResponseWriter, r *http.Request) {
 	if httpcache.CheckPreconditions(w, r, httpcache.Validators{ETag: listETag(fl)}) {
 		return
 	}
-	writeJSON(w, fl)
+	write(fl)
 }
 
 // listETag is a weak entity-tag from the flights' versions: the list's
