@@ -66,7 +66,10 @@ func (c *clientConn) serveCached(p *plan) bool {
 			status, msg = 504, "pool member timed out"
 		}
 		b.counter.upstreamErrs.Add(1)
-		c.writeError(status, msg, !m.connClose)
+		c.bw.WriteString("HTTP/1.1 ")
+		c.bw.WriteString(strconv.Itoa(status))
+		c.bw.WriteString(" " + statusText(status) + "\r\nCache-Status: scaleout; fwd=miss; detail=origin-error\r\n")
+		c.writeErrorRest(status, msg, !m.connClose)
 		return !m.connClose
 	}
 	defer resp.Body.Close()

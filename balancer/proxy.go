@@ -432,7 +432,15 @@ func (c *clientConn) writeError(status int, msg string, keepAlive bool) {
 	w.WriteString(strconv.Itoa(status))
 	w.WriteByte(' ')
 	w.WriteString(statusText(status))
-	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
+	w.WriteString("\r\n")
+	c.writeErrorRest(status, msg, keepAlive)
+}
+
+// writeErrorRest writes an error response's fields after the status line
+// (and any fields the caller added), then its body, and flushes.
+func (c *clientConn) writeErrorRest(status int, msg string, keepAlive bool) {
+	w := c.bw
+	w.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ")
 	w.WriteString(strconv.Itoa(len(msg) + 1))
 	if status == 503 {
 		w.WriteString("\r\nRetry-After: 1")
