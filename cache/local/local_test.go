@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maypok86/otter/v2"
+
 	"scaleout/cache"
 	"scaleout/cache/cachetest"
 	"scaleout/cache/local"
@@ -129,4 +131,23 @@ func lruHitRatio(stream []string, capacity int) float64 {
 		}
 	}
 	return float64(hits) / float64(len(stream))
+}
+
+// BenchmarkOtterPeer is the floor BenchmarkHit is compared with: a bare
+// otter lookup of the same 64 keys, in the same run.
+func BenchmarkOtterPeer(b *testing.B) {
+	c := otter.Must(&otter.Options[string, *cachetest.Flight]{MaximumSize: 1000})
+	defer c.StopAllGoroutines()
+	keys := make([]string, 64)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("flight:%d", i)
+		c.Set(keys[i], &cachetest.Flight{ID: 42})
+	}
+	i := 0
+	for b.Loop() {
+		if v, ok := c.GetIfPresent(keys[i&63]); !ok || v.ID != 42 {
+			b.Fatal("miss")
+		}
+		i++
+	}
 }
