@@ -10,7 +10,6 @@ package app
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"scaleout/dbrouter"
 	"scaleout/httpcache"
 	"scaleout/session"
 )
@@ -34,8 +34,12 @@ type FlightCache interface {
 type Config struct {
 	// ID names this server on every page and in the X-Served-By header.
 	ID string
-	// DB is the airline's database; the caller owns it. Required.
-	DB *sql.DB
+	// DB routes the airline's queries (over one SQLite file, or a
+	// PostgreSQL primary and its replicas); the caller owns it. Required.
+	DB *dbrouter.Router
+	// Postgres says the database is PostgreSQL (else SQLite), for the
+	// schema.
+	Postgres bool
 	// Sessions loads and saves sessions. If nil, login is unavailable.
 	Sessions *session.Manager
 	// Cache caches the flight list. If nil, every list is a query.
@@ -66,7 +70,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := migrate(ctx, cfg.DB); err != nil {
+	if err := migrate(ctx, cfg.DB.Primary(), cfg.Postgres); err != nil {
 		return nil, fmt.Errorf("app database: %w", err)
 	}
 	a := &App{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
@@ -113,10 +117,41 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		spin(a.cfg.Work)
 	}
 	if a.cfg.Sessions != nil {
-		a.cfg.Sessions.Handler(a.mux).ServeHTTP(w, r)
+		a.cfg.Sessions.Handler(http.HandlerFunc(a.withDBSession)).ServeHTTP(w, r)
 		return
 	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// withDBSession gives the request the user's read-your-writes scope: the
+// consistency token of their last write, kept in their session, so a read
+// through any app server waits for a replica that has replayed it.
+func (a *App) withDBSession(w http.ResponseWriter, r *http.Request) {
+	dbs := &dbrouter.Session{}
+	if s := session.FromContext(r.Context()); s != nil {
+		if v, ok := session.Get[string](s, dbTokenKey); ok {
+			if t, err := dbrouter.DecodeToken(v); err == nil {
+				dbs.Observe(t)
+			}
+		}
+	}
+	a.mux.ServeHTTP(w, r.WithContext(dbrouter.WithSession(r.Context(), dbs)))
+}
+
+// dbTokenKey is the session key of the user's last write's token.
+const dbTokenKey = "db_token"
+
+// rememberWrite keeps the request's newest write token in the user's
+// session (on SQLite there is none, and nothing is written).
+func rememberWrite(r *http.Request) {
+	dbs, ok := dbrouter.SessionFrom(r.Context())
+	s := session.FromContext(r.Context())
+	if !ok || s == nil {
+		return
+	}
+	if t := dbs.Token(); !t.IsZero() {
+		s.Put(dbTokenKey, t.Encode())
+	}
 }
 
 // spin burns CPU for d, standing in for real work.
@@ -218,6 +253,7 @@ func (a *App) handleBook(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	rememberWrite(r)
 	// Invalidate after the write has committed, so no reader can put the
 	// old list back after this point.
 	if a.cfg.Cache != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"scaleout/balancer"
+	"scaleout/dbrouter"
 	"scaleout/session"
 	"scaleout/session/sqlitestore"
 )
@@ -39,7 +40,11 @@ func newServer(t *testing.T, dir, id string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(ctx, Config{ID: id, DB: db, Sessions: sm})
+	router, err := dbrouter.New(dbrouter.Config{Primary: db, Dialect: dbrouter.SQLite{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(ctx, Config{ID: id, DB: router, Sessions: sm})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,8 +13,10 @@ import (
 	"path/filepath"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	"golang.org/x/sync/errgroup"
 
+	"scaleout/dbrouter"
 	"scaleout/health"
 	"scaleout/internal/app"
 	"scaleout/session"
@@ -37,6 +40,8 @@ type appConfig struct {
 	Sessions      string // "sqlite" or "cookie"
 	SecretFile    string
 	Work          time.Duration
+	DBURL         string
+	DBReplicas    stringList
 	LogLevel      string
 	heartbeatArgs heartbeatArgs
 }
@@ -51,6 +56,8 @@ func runApp(ctx context.Context, env *Env, args []string) error {
 	fl.StringVar(&c.Sessions, "sessions", "sqlite", "where sessions live: sqlite (a shared store) or cookie (signed cookies)")
 	fl.StringVar(&c.SecretFile, "secret-file", "", "`file` with the cookie-signing key (default DATA/secret, created when missing)")
 	fl.DurationVar(&c.Work, "work", 0, "artificial CPU cost per request, like 2ms, to show saturation")
+	fl.StringVar(&c.DBURL, "db", "", "PostgreSQL `DSN` of the primary (default: the SQLite file DATA/airline.db)")
+	fl.Var(&c.DBReplicas, "db-replica", "PostgreSQL `DSN` of a read replica (repeatable)")
 	fl.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	c.heartbeatArgs.register(fl)
 	if err := parseFlags(env, fl, args); err != nil {
@@ -78,11 +85,11 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	db, err := sqlitestore.Open(filepath.Join(c.DataDir, "airline.db"))
+	router, closeDB, err := openAirlineDB(c, log)
 	if err != nil {
-		return fmt.Errorf("airline database: %w", err)
+		return err
 	}
-	defer db.Close()
+	defer closeDB()
 	sessions, cleaner, closeSessions, err := openSessions(ctx, c, log)
 	if err != nil {
 		return err
@@ -100,7 +107,7 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 		c.ID, _ = health.IDFromURL(self)
 	}
 	log = log.With("app", c.ID)
-	a, err := app.New(ctx, app.Config{ID: c.ID, DB: db, Sessions: sessions, Work: c.Work, Logger: log})
+	a, err := app.New(ctx, app.Config{ID: c.ID, DB: router, Postgres: c.DBURL != "", Sessions: sessions, Work: c.Work, Logger: log})
 	if err != nil {
 		ln.Close()
 		return err
@@ -113,6 +120,9 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 	log.Info("app serving", "addr", ln.Addr().String())
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	g, gctx := errgroup.WithContext(ctx)
+	if len(c.DBReplicas) > 0 {
+		g.Go(func() error { return router.Run(gctx) })
+	}
 	if cleaner != nil {
 		g.Go(func() error {
 			session.RunCleanup(gctx, cleaner, 5*time.Minute, func(err error) { log.Warn("session cleanup", "err", err) })
@@ -152,6 +162,58 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 		return srv.Shutdown(sctx)
 	})
 	return g.Wait()
+}
+
+// openAirlineDB opens the airline's database behind a router: the shared
+// SQLite file, or a PostgreSQL primary and its replicas.
+func openAirlineDB(c appConfig, log *slog.Logger) (*dbrouter.Router, func(), error) {
+	if c.DBURL == "" {
+		if len(c.DBReplicas) > 0 {
+			return nil, nil, usageErrorf("app: --db-replica needs --db (a PostgreSQL primary)")
+		}
+		db, err := sqlitestore.Open(filepath.Join(c.DataDir, "airline.db"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("airline database: %w", err)
+		}
+		r, err := dbrouter.New(dbrouter.Config{Primary: db, Dialect: dbrouter.SQLite{}, Logger: log})
+		if err != nil {
+			db.Close()
+			return nil, nil, err
+		}
+		return r, func() { db.Close() }, nil
+	}
+	var dbs []*sql.DB
+	closeAll := func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}
+	open := func(dsn string) (*sql.DB, error) {
+		db, err := sql.Open("pgx", dsn)
+		if err == nil {
+			dbs = append(dbs, db)
+		}
+		return db, err
+	}
+	primary, err := open(c.DBURL)
+	if err != nil {
+		return nil, nil, UsageError{Err: fmt.Errorf("--db: %w", err)}
+	}
+	cfg := dbrouter.Config{Primary: primary, Logger: log}
+	for i, dsn := range c.DBReplicas {
+		db, err := open(dsn)
+		if err != nil {
+			closeAll()
+			return nil, nil, UsageError{Err: fmt.Errorf("--db-replica: %w", err)}
+		}
+		cfg.Replicas = append(cfg.Replicas, dbrouter.ReplicaConfig{Name: fmt.Sprintf("replica-%d", i+1), DB: db})
+	}
+	r, err := dbrouter.New(cfg)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return r, closeAll, nil
 }
 
 // advertiseURL is the URL of a listening address, with loopback standing in
