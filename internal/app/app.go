@@ -79,11 +79,14 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 }
 
 // Cache policies, chosen deliberately. The flight list and a flight's page
-// are the same for everyone: the balancer's shared cache may keep them
-// (s-maxage), browsers revalidate with the ETag each time (max-age=0), and a
-// booking through the balancer purges them. Per-user pages are private.
+// are the same for everyone. A flight's page may be kept by the balancer's
+// shared cache (s-maxage) because a booking, a POST to it, purges it there;
+// browsers revalidate it with its ETag each time (max-age=0). The list
+// changes with any booking, which no single URL's purge reaches, so every
+// cache revalidates it each time: a cheap 304 answered from the server-side
+// cache. Per-user pages are private.
 var (
-	listPolicy   = httpcache.Policy{Public: true, MaxAge: 5 * time.Second, SMaxAge: 5 * time.Second, StaleWhileRevalidate: 10 * time.Second}
+	listPolicy   = httpcache.Policy{Public: true, MaxAge: -1}
 	flightPolicy = httpcache.Policy{Public: true, MaxAge: -1, SMaxAge: 30 * time.Second, StaleIfError: time.Minute}
 	userPolicy   = httpcache.Policy{Private: true, NoCache: true}
 )

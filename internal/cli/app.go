@@ -41,6 +41,7 @@ type appConfig struct {
 	SecretFile    string
 	Work          time.Duration
 	DBURL         string
+	CacheAddr     string
 	DBReplicas    stringList
 	LogLevel      string
 	heartbeatArgs heartbeatArgs
@@ -56,6 +57,7 @@ func runApp(ctx context.Context, env *Env, args []string) error {
 	fl.StringVar(&c.Sessions, "sessions", "sqlite", "where sessions live: sqlite (a shared store) or cookie (signed cookies)")
 	fl.StringVar(&c.SecretFile, "secret-file", "", "`file` with the cookie-signing key (default DATA/secret, created when missing)")
 	fl.DurationVar(&c.Work, "work", 0, "artificial CPU cost per request, like 2ms, to show saturation")
+	fl.StringVar(&c.CacheAddr, "cache-addr", "", "`address` of the shared cache: Redis, or scaleout up's embedded server (default: a cache in this process)")
 	fl.StringVar(&c.DBURL, "db", "", "PostgreSQL `DSN` of the primary (default: the SQLite file DATA/airline.db)")
 	fl.Var(&c.DBReplicas, "db-replica", "PostgreSQL `DSN` of a read replica (repeatable)")
 	fl.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -107,7 +109,13 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 		c.ID, _ = health.IDFromURL(self)
 	}
 	log = log.With("app", c.ID)
-	a, err := app.New(ctx, app.Config{ID: c.ID, DB: router, Postgres: c.DBURL != "", Sessions: sessions, Work: c.Work, Logger: log})
+	fc, runCache, closeCache, err := openFlightCache(c.CacheAddr, log)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("server-side cache: %w", err)
+	}
+	defer closeCache()
+	a, err := app.New(ctx, app.Config{ID: c.ID, DB: router, Postgres: c.DBURL != "", Sessions: sessions, Cache: fc, Work: c.Work, Logger: log})
 	if err != nil {
 		ln.Close()
 		return err
@@ -122,6 +130,9 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if len(c.DBReplicas) > 0 {
 		g.Go(func() error { return router.Run(gctx) })
+	}
+	if runCache != nil {
+		g.Go(func() error { return runCache(gctx) })
 	}
 	if cleaner != nil {
 		g.Go(func() error {

@@ -17,6 +17,7 @@ import (
 	"scaleout/autoscale"
 	"scaleout/autoscale/localproc"
 	"scaleout/balancer"
+	"scaleout/cache/respserver"
 )
 
 const upSynopsis = `up [flags]
@@ -166,6 +167,16 @@ func serveUp(ctx context.Context, env *Env, c upConfig, log *slog.Logger) error 
 		ln.Close()
 		return fmt.Errorf("admin listen: %w", err)
 	}
+	cacheLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fmt.Errorf("cache listen: %w", err)
+	}
+	cacheSrv, err := respserver.New(respserver.Config{Logger: log})
+	if err != nil {
+		return err
+	}
 	adminURL := "http://" + adminLn.Addr().String()
 	self, err := os.Executable()
 	if err != nil {
@@ -173,7 +184,8 @@ func serveUp(ctx context.Context, env *Env, c upConfig, log *slog.Logger) error 
 	}
 	command := []string{self, "app", "--listen", "{addr}", "--id", "{id}", "--data", data,
 		"--balancer", adminURL, "--token-file", tokenPath, "--heartbeat-interval", time.Duration(c.Heartbeat).String(),
-		"--sessions", c.Sessions, "--work", time.Duration(c.Work).String(), "--log-level", "warn"}
+		"--sessions", c.Sessions, "--work", time.Duration(c.Work).String(), "--log-level", "warn",
+		"--cache-addr", cacheLn.Addr().String()}
 	scaler, err := buildScaler(c, st.b, command, log)
 	if err != nil {
 		ln.Close()
@@ -182,6 +194,7 @@ func serveUp(ctx context.Context, env *Env, c upConfig, log *slog.Logger) error 
 	}
 	fmt.Fprintf(env.Stdout, "scaleout up: balancer on http://%s, dashboard and admin API on %s/\n", displayAddr(ln.Addr()), adminURL)
 	fmt.Fprintf(env.Stdout, "  %d to %d app servers, autoscaled on %s (target %g), data in %s\n", c.Min, c.Max, c.Metric, scaler.Stats().Target, data)
+	fmt.Fprintf(env.Stdout, "  shared server-side cache (Redis protocol) on %s\n", cacheLn.Addr())
 	fmt.Fprintf(env.Stdout, "  try: scaleout bench http://%s/flights --rate 500 --duration 30s\n", displayAddr(ln.Addr()))
 	fmt.Fprintf(env.Stdout, "  Ctrl-C stops everything.\n")
 
@@ -196,6 +209,7 @@ func serveUp(ctx context.Context, env *Env, c upConfig, log *slog.Logger) error 
 	scalerDone := make(chan struct{})
 	g.Go(func() error { defer close(scalerDone); return scaler.Run(scalerCtx) })
 	hp.run(serversCtx, g)
+	g.Go(func() error { return cacheSrv.Serve(serversCtx, cacheLn) })
 	extra := func() map[string]any { return map[string]any{"autoscaler": scaler.Stats()} }
 	g.Go(func() error { return runServers(serversCtx, st, ln, adminLn, adminHandler(st, hp, extra)) })
 	g.Go(func() error {
