@@ -10,31 +10,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"scaleout/cache/cachetest"
 	"scaleout/cache/respserver"
 )
 
 // start serves a new Server on a free loopback port until the test ends.
 func start(t *testing.T, cfg respserver.Config) (*respserver.Server, string) {
 	t.Helper()
-	s, err := respserver.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		s.Close()
-	})
-	return s, ln.Addr().String()
+	return cachetest.ServeEmbedded(t, cfg)
 }
 
 func client(t *testing.T, addr string) *redis.Client {

@@ -2,7 +2,6 @@ package twolevel_test
 
 import (
 	"context"
-	"net"
 	"runtime"
 	"slices"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"scaleout/cache/cachetest"
 	"scaleout/cache/local"
 	"scaleout/cache/rediscache"
-	"scaleout/cache/respserver"
 	"scaleout/cache/twolevel"
 	"scaleout/internal/testserver"
 )
@@ -81,27 +79,6 @@ func serversAt(addr func(testing.TB) string) cachetest.Servers {
 
 func realRedis(t testing.TB) string { return testserver.Redis(t).Addr }
 
-func embedded(t testing.TB) string {
-	t.Helper()
-	s, err := respserver.New(respserver.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		s.Close()
-	})
-	return ln.Addr().String()
-}
-
 func TestConformanceRedis(t *testing.T) {
 	t.Parallel()
 	cachetest.TestStore(t, serversAt(realRedis), cachetest.Options{Eventual: true})
@@ -109,7 +86,7 @@ func TestConformanceRedis(t *testing.T) {
 
 func TestConformanceEmbedded(t *testing.T) {
 	t.Parallel()
-	cachetest.TestStore(t, serversAt(embedded), cachetest.Options{Eventual: true})
+	cachetest.TestStore(t, serversAt(cachetest.Embedded), cachetest.Options{Eventual: true})
 }
 
 // warm reads key on s until its near cache holds it.
