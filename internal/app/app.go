@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"scaleout/dbrouter"
+	"scaleout/dbrouter/keys"
+	"scaleout/dbrouter/shard"
 	"scaleout/httpcache"
 	"scaleout/session"
 )
@@ -40,6 +42,9 @@ type Config struct {
 	// Postgres says the database is PostgreSQL (else SQLite), for the
 	// schema.
 	Postgres bool
+	// Passengers holds the passengers, sharded by flight; its shards must
+	// have the table PassengerDDL creates. Required.
+	Passengers *shard.Router
 	// Sessions loads and saves sessions. If nil, login is unavailable.
 	Sessions *session.Manager
 	// Cache caches the flight list. If nil, every list is a query.
@@ -56,13 +61,18 @@ type App struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+	ids *keys.UUIDv7
 }
+
+// PassengerDDL creates the passengers table on each shard ({shard} is the
+// shard's schema, or "main" on SQLite).
+const PassengerDDL = passengerDDL
 
 // New prepares the database (schema and sample data, once) and returns the
 // app.
 func New(ctx context.Context, cfg Config) (*App, error) {
-	if cfg.DB == nil {
-		return nil, errors.New("app: a database is required")
+	if cfg.DB == nil || cfg.Passengers == nil {
+		return nil, errors.New("app: a database and passenger shards are required")
 	}
 	if cfg.ID == "" {
 		cfg.ID = "app"
@@ -70,10 +80,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := migrate(ctx, cfg.DB.Primary(), cfg.Postgres); err != nil {
+	a := &App{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), ids: keys.NewUUIDv7(nil)}
+	if err := migrate(ctx, cfg.DB.Primary(), cfg.Postgres, cfg.Passengers, a.ids); err != nil {
 		return nil, fmt.Errorf("app database: %w", err)
 	}
-	a := &App{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	a.routes()
 	return a, nil
 }
@@ -167,7 +177,7 @@ func spin(d time.Duration) {
 }
 
 func (a *App) flights(ctx context.Context) ([]Flight, error) {
-	load := func(ctx context.Context) ([]Flight, error) { return listFlights(ctx, a.cfg.DB) }
+	load := func(ctx context.Context) ([]Flight, error) { return listFlights(ctx, a.cfg.DB, a.cfg.Passengers) }
 	if a.cfg.Cache == nil {
 		return load(ctx)
 	}
@@ -213,7 +223,7 @@ func (a *App) handleFlight(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "a flight id is a positive number", http.StatusBadRequest)
 		return
 	}
-	f, names, err := getFlight(r.Context(), a.cfg.DB, id)
+	f, names, err := getFlight(r.Context(), a.cfg.DB, a.cfg.Passengers, id)
 	if errors.Is(err, errNoFlight) {
 		http.Error(w, "no such flight", http.StatusNotFound)
 		return
@@ -244,7 +254,7 @@ func (a *App) handleBook(w http.ResponseWriter, r *http.Request) {
 	if s := session.FromContext(r.Context()); s != nil {
 		user = s.UserID()
 	}
-	err = book(r.Context(), a.cfg.DB, id, r.PostForm.Get("name"), user)
+	err = book(r.Context(), a.cfg.DB, a.cfg.Passengers, a.ids, id, r.PostForm.Get("name"), user)
 	switch {
 	case errors.Is(err, errBadName):
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -318,7 +328,7 @@ func (a *App) handleMe(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	bookings, err := bookingsOf(r.Context(), a.cfg.DB, user)
+	bookings, err := bookingsOf(r.Context(), a.cfg.DB, a.cfg.Passengers, user)
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -13,6 +13,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"scaleout/dbrouter"
+	"scaleout/dbrouter/shard"
 	"scaleout/internal/testserver"
 	"scaleout/session"
 	"scaleout/session/memstore"
@@ -46,7 +47,16 @@ func TestReadYourBookingOnReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(context.Background(), Config{ID: "pg-app", DB: router, Postgres: true, Sessions: sm})
+	fn, _ := shard.NewJump(4)
+	m, _ := shard.NewMap(1, fn, []string{"main", "main", "main", "main"})
+	pax, err := shard.New(shard.Config{Map: m, Physical: []shard.Physical{{Name: "main", Router: router}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pax.Provision(context.Background(), PassengerDDL); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(context.Background(), Config{ID: "pg-app", DB: router, Postgres: true, Passengers: pax, Sessions: sm})
 	if err != nil {
 		t.Fatalf("app on PostgreSQL: %v", err)
 	}

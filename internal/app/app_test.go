@@ -9,11 +9,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"scaleout/balancer"
 	"scaleout/dbrouter"
+	"scaleout/dbrouter/shard"
 	"scaleout/session"
 	"scaleout/session/sqlitestore"
 )
@@ -44,7 +46,12 @@ func newServer(t *testing.T, dir, id string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(ctx, Config{ID: id, DB: router, Sessions: sm})
+	pax, closePax, err := shard.OpenSQLite(ctx, shard.SQLiteConfig{Dir: filepath.Join(dir, "passengers"), Shards: 3, DDL: []string{PassengerDDL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closePax() })
+	a, err := New(ctx, Config{ID: id, DB: router, Passengers: pax, Sessions: sm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,5 +191,32 @@ func TestSessionSharedBehindBalancer(t *testing.T) {
 		if resp, _ := fetch(t, c, req); resp.StatusCode != 303 {
 			t.Errorf("/me after logout: got %d, want 303 to the login page", resp.StatusCode)
 		}
+	}
+}
+
+// TestBookingsGatheredFromShards books on several flights, whose passengers
+// live on different shards, and finds them all on the user's page.
+func TestBookingsGatheredFromShards(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, t.TempDir(), "app-1")
+	c := client()
+	fetch(t, c, postForm(srv.URL+"/login", url.Values{"name": {"luna"}}))
+	for id := 1; id <= 6; id++ {
+		resp, _ := fetch(t, c, postForm(srv.URL+"/flights/"+strconv.Itoa(id)+"/book", url.Values{"name": {"Luna" + strconv.Itoa(id)}}))
+		if resp.StatusCode != 200 {
+			t.Fatalf("booking on flight %d: status %d", id, resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/me", nil)
+	_, body := fetch(t, c, req)
+	for id := 1; id <= 6; id++ {
+		if want := "Luna" + strconv.Itoa(id) + " on flight " + strconv.Itoa(id); !strings.Contains(body, want) {
+			t.Errorf("/me lacks %q", want)
+		}
+	}
+	req, _ = http.NewRequest("GET", srv.URL+"/api/flights", nil)
+	_, body = fetch(t, c, req)
+	if !strings.Contains(body, `"id":1,`) || !strings.Contains(body, `"passengers":3`) {
+		t.Errorf("flight list counts: %.300s", body)
 	}
 }

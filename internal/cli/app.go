@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"scaleout/dbrouter"
+	"scaleout/dbrouter/shard"
 	"scaleout/health"
 	"scaleout/internal/app"
 	"scaleout/session"
@@ -109,13 +110,19 @@ func serveApp(ctx context.Context, c appConfig, log *slog.Logger) error {
 		c.ID, _ = health.IDFromURL(self)
 	}
 	log = log.With("app", c.ID)
+	pax, closePax, err := openPassengers(ctx, c, router, log)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("passenger shards: %w", err)
+	}
+	defer closePax()
 	fc, runCache, closeCache, err := openFlightCache(c.CacheAddr, log)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("server-side cache: %w", err)
 	}
 	defer closeCache()
-	a, err := app.New(ctx, app.Config{ID: c.ID, DB: router, Postgres: c.DBURL != "", Sessions: sessions, Cache: fc, Work: c.Work, Logger: log})
+	a, err := app.New(ctx, app.Config{ID: c.ID, DB: router, Postgres: c.DBURL != "", Passengers: pax, Sessions: sessions, Cache: fc, Work: c.Work, Logger: log})
 	if err != nil {
 		ln.Close()
 		return err
@@ -225,6 +232,44 @@ func openAirlineDB(c appConfig, log *slog.Logger) (*dbrouter.Router, func(), err
 		return nil, nil, err
 	}
 	return r, closeAll, nil
+}
+
+// passengerShards is how many logical shards hold the passengers.
+const passengerShards = 4
+
+// openPassengers opens the passengers' shards: one SQLite file each in the
+// data directory, or on PostgreSQL one schema each on the primary (logical
+// shards that "scaleout shard move" can later move to other servers).
+func openPassengers(ctx context.Context, c appConfig, router *dbrouter.Router, log *slog.Logger) (*shard.Router, func(), error) {
+	if c.DBURL == "" {
+		r, closeFn, err := shard.OpenSQLite(ctx, shard.SQLiteConfig{
+			Dir: filepath.Join(c.DataDir, "passengers"), Shards: passengerShards, DDL: []string{app.PassengerDDL}, Logger: log,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, func() { closeFn() }, nil
+	}
+	fn, err := shard.NewJump(passengerShards)
+	if err != nil {
+		return nil, nil, err
+	}
+	placement := make([]string, passengerShards)
+	for i := range placement {
+		placement[i] = "main"
+	}
+	m, err := shard.NewMap(1, fn, placement)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := shard.New(shard.Config{Map: m, Physical: []shard.Physical{{Name: "main", Router: router}}, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := r.Provision(ctx, app.PassengerDDL); err != nil {
+		return nil, nil, err
+	}
+	return r, func() {}, nil
 }
 
 // advertiseURL is the URL of a listening address, with loopback standing in
