@@ -75,6 +75,20 @@ func TestPutRejectsForeignReservation(t *testing.T) {
 
 func BenchmarkHit(b *testing.B) { cachetest.BenchmarkHit(b, servers) }
 
+// BenchmarkHitCoarseClock is BenchmarkHit with a millisecond coarse clock.
+func BenchmarkHitCoarseClock(b *testing.B) {
+	clock := otter.NewCoarseClock(time.Millisecond)
+	defer clock.Stop()
+	cachetest.BenchmarkHit(b, func(t testing.TB) func() cache.Store {
+		s, err := local.New(local.Config{Clock: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return func() cache.Store { return s }
+	})
+}
+
 func BenchmarkStampede(b *testing.B) { cachetest.BenchmarkStampede(b, servers) }
 
 // BenchmarkZipfHitRatio replays one Zipf-distributed key stream (s=1.01
@@ -134,9 +148,11 @@ func lruHitRatio(stream []string, capacity int) float64 {
 }
 
 // BenchmarkOtterPeer is the floor BenchmarkHit is compared with: a bare
-// otter lookup of the same 64 keys, in the same run.
+// otter lookup of the same 64 keys with per-entry expiry, as the Store
+// configures otter, in the same run.
 func BenchmarkOtterPeer(b *testing.B) {
-	c := otter.Must(&otter.Options[string, *cachetest.Flight]{MaximumSize: 1000})
+	c := otter.Must(&otter.Options[string, *cachetest.Flight]{MaximumSize: 1000,
+		ExpiryCalculator: otter.ExpiryWriting[string, *cachetest.Flight](time.Hour)})
 	defer c.StopAllGoroutines()
 	keys := make([]string, 64)
 	for i := range keys {
