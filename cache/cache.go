@@ -297,13 +297,20 @@ func (c *Cache[V]) loadOnly(ctx context.Context, key string, load Loader[V]) (V,
 
 // loadAndPut runs the loader and hands its result to the store under r.
 func (c *Cache[V]) loadAndPut(ctx context.Context, r *Reservation, ttl time.Duration, load Loader[V]) (V, error) {
+	// The store must hear back even when the caller has gone or the
+	// loader panicked, or the lease would hold the other servers up until
+	// it expires.
+	sctx := context.WithoutCancel(ctx)
+	defer func() {
+		if p := recover(); p != nil {
+			c.release(sctx, r)
+			panic(p)
+		}
+	}()
 	start := c.now()
 	c.stats.loads.Add(1)
 	v, err := load(ctx)
 	end := c.now()
-	// The store must hear back even when the caller has gone, or the
-	// lease would hold the other servers up until it expires.
-	sctx := context.WithoutCancel(ctx)
 	e := &Entry{Delta: end.Sub(start), Tags: r.Tags}
 	switch {
 	case err == nil:
