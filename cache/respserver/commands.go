@@ -148,13 +148,13 @@ func parseSet(opts [][]byte) (o setOptions, msg string) {
 			if i+1 >= len(opts) || o.ttl != 0 {
 				return o, "ERR syntax error"
 			}
-			n, err := strconv.ParseInt(string(opts[i+1]), 10, 64)
-			if err != nil || n <= 0 || n > int64(forever/time.Millisecond) {
-				return o, "ERR invalid expire time in 'set' command"
-			}
 			unit := time.Millisecond
 			if strings.EqualFold(string(opts[i]), "ex") {
 				unit = time.Second
+			}
+			n, err := strconv.ParseInt(string(opts[i+1]), 10, 64)
+			if err != nil || n <= 0 || n > int64(forever/unit) {
+				return o, "ERR invalid expire time in 'set' command"
 			}
 			o.ttl = time.Duration(n) * unit
 			i++
