@@ -56,7 +56,10 @@
 // and a missing token never matches, so eviction or expiry of a token can
 // only cause a miss, never a stale hit. Invalidate also detaches loads in
 // flight in this process, so a read that starts after Invalidate returns
-// never joins a load that may have read the old row.
+// never joins a load that may have read the old row. A read on another
+// server may still join that server's load in flight, begun before the
+// write, and get its result: that load's entry is never stored, so the
+// window closes when the load returns.
 //
 // Other servers' near caches (cache/twolevel) drop their copies when the
 // invalidation message arrives, within milliseconds; a near cache is filled

@@ -186,8 +186,13 @@ func BenchmarkStampede(b *testing.B) { cachetest.BenchmarkStampede(b, serversAt(
 // BenchmarkInvalidationPropagation measures how long after server a's
 // Invalidate returns the copy in server b's near cache is gone (real
 // Redis, loopback). Reported: mean and max in microseconds.
-func BenchmarkInvalidationPropagation(b *testing.B) {
-	addr := realRedis(b)
+func BenchmarkInvalidationPropagation(b *testing.B) { propagation(b, realRedis(b)) }
+
+// BenchmarkInvalidationPropagationEmbedded is the same through the
+// embedded server of `scaleout up`.
+func BenchmarkInvalidationPropagationEmbedded(b *testing.B) { propagation(b, cachetest.Embedded(b)) }
+
+func propagation(b *testing.B, addr string) {
 	a, bs := newServer(b, addr), newServer(b, addr)
 	ca, cb := cachetest.NewCache[int](b, a), cachetest.NewCache[int](b, bs)
 	ctx := context.Background()
