@@ -308,8 +308,11 @@ func (b *Balancer) Remove(id string) error {
 	b.retired[m.stickyToken] = m.ID
 	b.rebuildLocked()
 	m.conns.closeIdle()
-	n := m.waiting.abortAll()
-	b.log.Info("member removed", "id", id, "requests_cut_short", n)
+	// Requests in flight finish: a member that leaves gracefully (its
+	// "leaving" heartbeat, an operator's removal) is still serving them. A
+	// member presumed dead had them cut short when its lease expired or
+	// its probes failed.
+	b.log.Info("member removed", "id", id)
 	return nil
 }
 

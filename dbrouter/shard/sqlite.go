@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -78,9 +80,29 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (*Router, func() error, e
 		closeAll()
 		return nil, nil, err
 	}
-	if err := r.Provision(ctx, cfg.DDL...); err != nil {
+	if err := provisionRetrying(ctx, r, cfg.DDL); err != nil {
 		closeAll()
 		return nil, nil, err
 	}
 	return r, closeAll, nil
+}
+
+// provisionRetrying provisions the shards, retrying while SQLite reports a
+// file busy: processes opening new shard files together race to switch
+// them to WAL and to create the tables, and SQLite refuses some of those
+// races at once rather than waiting on the busy timeout.
+func provisionRetrying(ctx context.Context, r *Router, ddl []string) error {
+	backoff := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := r.Provision(ctx, ddl...)
+		if err == nil || attempt == 30 || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"scaleout/dbrouter"
@@ -81,11 +82,31 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &App{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), ids: keys.NewUUIDv7(nil)}
-	if err := migrate(ctx, cfg.DB.Primary(), cfg.Postgres, cfg.Passengers, a.ids); err != nil {
+	if err := migrateRetrying(ctx, cfg, a); err != nil {
 		return nil, fmt.Errorf("app database: %w", err)
 	}
 	a.routes()
 	return a, nil
+}
+
+// migrateRetrying runs the migration, retrying while SQLite reports the
+// database busy: app processes starting together race to create the shared
+// files, and SQLite refuses some of those races at once instead of waiting
+// (switching a new file to WAL, upgrading a read lock).
+func migrateRetrying(ctx context.Context, cfg Config, a *App) error {
+	backoff := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := migrate(ctx, cfg.DB.Primary(), cfg.Postgres, cfg.Passengers, a.ids)
+		if err == nil || cfg.Postgres || attempt == 30 || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
 }
 
 // Cache policies, chosen deliberately. The flight list and a flight's page

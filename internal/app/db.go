@@ -93,14 +93,18 @@ func migrate(ctx context.Context, db *sql.DB, postgres bool, pax *shard.Router, 
 		}
 		defer db.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(4242)")
 	}
-	if _, err := db.ExecContext(ctx, schema(postgres)); err != nil {
-		return fmt.Errorf("create schema: %w", err)
-	}
+	// The schema is created inside the seeding transaction: on SQLite it
+	// begins IMMEDIATE (the write lock first, waiting on the busy timeout),
+	// so app processes starting together queue instead of failing to
+	// upgrade a read lock.
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, schema(postgres)); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM flights").Scan(&n); err != nil {
 		return err

@@ -47,7 +47,7 @@ func openFlightCache(addr string, log *slog.Logger) (fc flightCache, run func(co
 		}
 		store = st
 	} else {
-		client := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2})
+		client := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true})
 		remote, err := rediscache.New(rediscache.Config{Client: client, Prefix: "airline:", Logger: log})
 		if err != nil {
 			client.Close()

@@ -22,6 +22,7 @@ import (
 type pool struct {
 	front, admin string
 	apps         map[string]*exec.Cmd
+	logs         []*syncBuffer
 }
 
 func startPool(t *testing.T, n int, interval string) *pool {
@@ -30,13 +31,22 @@ func startPool(t *testing.T, n int, interval string) *pool {
 	token := filepath.Join(dir, "token")
 	os.WriteFile(token, []byte("a-heartbeat-token-for-tests\n"), 0o600)
 	p := &pool{front: freeAddr(t), admin: freeAddr(t), apps: map[string]*exec.Cmd{}}
-	startBinary(t, "balance", "--listen", p.front, "--admin", p.admin, "--heartbeat-token-file", token, "--log-level", "warn", "--slow-start", "-1s")
+	_, blog := startBinary(t, "balance", "--listen", p.front, "--admin", p.admin, "--heartbeat-token-file", token, "--log-level", "info", "--slow-start", "-1s")
+	p.logs = append(p.logs, blog)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range p.logs {
+				t.Logf("process output:\n%s", l.String())
+			}
+		}
+	})
 	waitHTTP(t, "http://"+p.admin+"/api/backends")
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("app-%d", i)
-		cmd, _ := startBinary(t, "app", "--listen", "127.0.0.1:0", "--id", id, "--data", filepath.Join(dir, "data"),
+		cmd, alog := startBinary(t, "app", "--listen", "127.0.0.1:0", "--id", id, "--data", filepath.Join(dir, "data"),
 			"--balancer", "http://"+p.admin, "--token-file", token, "--heartbeat-interval", interval, "--log-level", "warn")
 		p.apps[id] = cmd
+		p.logs = append(p.logs, alog)
 	}
 	p.waitMembers(t, func(ms map[string]string) bool { return len(ms) == n && countState(ms, "ready") == n })
 	return p
