@@ -44,8 +44,12 @@ func (c *clientConn) viaCache(p *plan) bool {
 	return string(m) == "GET" || string(m) == "HEAD"
 }
 
-// serveCached answers the request through the cache.
+// serveCached answers the request through the cache: a fresh hit on the
+// cache's fast path when it has one (cachefast.go), else by RoundTrip.
 func (c *clientConn) serveCached(p *plan) bool {
+	if answered, keep := c.serveHit(p); answered {
+		return keep
+	}
 	b, m := c.b, &c.req
 	req, err := c.httpRequest(p)
 	if err != nil {

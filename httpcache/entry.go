@@ -31,6 +31,7 @@ type entry struct {
 	etag     string // ETag field value, "" if none
 	lastMod  string // Last-Modified field value, "" if none
 	size     int    // weight in bytes for the eviction policy
+	wire     []byte // status line and fields as AppendHit sends them; set by insert
 }
 
 // age is current_age of RFC 9111 section 4.2.3 at now.
@@ -197,7 +198,7 @@ func (e *entry) timing(reqTime, respTime time.Time, ageValue time.Duration, cc D
 
 // weigh estimates the bytes the entry holds: body, fields and keys.
 func (e *entry) weigh() {
-	n := len(e.body) + len(e.key) + len(e.primary) + 256
+	n := len(e.body) + len(e.key) + len(e.primary) + len(e.wire) + 256
 	for k, vs := range e.header {
 		for _, v := range vs {
 			n += len(k) + len(v) + 32

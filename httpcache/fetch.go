@@ -136,6 +136,7 @@ func (s *Shared) newEntry(req *http.Request, res *http.Response, reqTime, respTi
 
 // insert stores a complete entry, and the Vary marker its key needs.
 func (s *Shared) insert(e *entry) {
+	e.wire = wireHead(e)
 	e.weigh()
 	if len(e.vary) > 0 {
 		m := &entry{key: e.primary, primary: e.primary, marker: true, vary: e.vary}
