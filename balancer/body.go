@@ -29,7 +29,7 @@ var errBadChunk = errors.New("malformed chunked encoding")
 // fillWait prepares a read of src that will reach the network: it first
 // flushes dst, so whatever has arrived is passed on without waiting for
 // more (streaming), and sets the inactivity deadline on the source.
-func fillWait(dst *bufio.Writer, src *bufio.Reader, conn net.Conn, timeout time.Duration) error {
+func fillWait(dst *bufio.Writer, src *bufio.Reader, conn *deadlineConn, timeout time.Duration) error {
 	if src.Buffered() > 0 {
 		return nil
 	}
@@ -38,13 +38,40 @@ func fillWait(dst *bufio.Writer, src *bufio.Reader, conn net.Conn, timeout time.
 			return copyError{read: false, err: err}
 		}
 	}
-	conn.SetReadDeadline(time.Now().Add(timeout))
+	conn.setReadDeadline(time.Now().Add(timeout))
 	return nil
 }
 
+// deadlineConn is a connection that remembers the read deadline it last
+// set, so a request path that wants nearly the same deadline again (the
+// next keep-alive request's) skips the call: each SetReadDeadline moves a
+// runtime timer, and most requests would only nudge it by milliseconds.
+type deadlineConn struct {
+	net.Conn
+	rd int64 // the read deadline last set, Unix nanoseconds; 0 if unknown
+}
+
+// deadlineSlack is how much earlier than asked a kept deadline may fire.
+const deadlineSlack = int64(250 * time.Millisecond)
+
+// setReadDeadline sets the read deadline to t unless the one set last is
+// within deadlineSlack before it (never after it: a kept deadline may only
+// make a timeout slightly shorter, not longer).
+func (c *deadlineConn) setReadDeadline(t time.Time) {
+	want := t.UnixNano()
+	if d := want - c.rd; c.rd != 0 && d >= 0 && d < deadlineSlack {
+		return
+	}
+	c.rd = want
+	c.Conn.SetReadDeadline(t)
+}
+
+// forgetDeadline is called after someone else moved the deadline.
+func (c *deadlineConn) forgetDeadline() { c.rd = 0 }
+
 // copyN copies exactly n body bytes from src to dst, reading straight into
 // dst's buffer.
-func copyN(dst *bufio.Writer, src *bufio.Reader, conn net.Conn, n int64, timeout time.Duration) error {
+func copyN(dst *bufio.Writer, src *bufio.Reader, conn *deadlineConn, n int64, timeout time.Duration) error {
 	for n > 0 {
 		if err := fillWait(dst, src, conn, timeout); err != nil {
 			return err
@@ -74,7 +101,7 @@ func copyN(dst *bufio.Writer, src *bufio.Reader, conn net.Conn, n int64, timeout
 
 // copyToEOF copies a close-delimited body, chunk-encoding it when chunk is
 // set (so an HTTP/1.1 client's connection can stay open).
-func copyToEOF(dst *bufio.Writer, src *bufio.Reader, conn net.Conn, timeout time.Duration, chunk bool) error {
+func copyToEOF(dst *bufio.Writer, src *bufio.Reader, conn *deadlineConn, timeout time.Duration, chunk bool) error {
 	var buf [8 << 10]byte
 	for {
 		if err := fillWait(dst, src, conn, timeout); err != nil {
@@ -106,7 +133,7 @@ func copyToEOF(dst *bufio.Writer, src *bufio.Reader, conn net.Conn, timeout time
 // reencode the chunks are written out chunked again (chunk extensions and
 // trailer fields dropped); without, the decoded data is written raw (for
 // an HTTP/1.0 client, whose connection then closes).
-func copyChunked(dst *bufio.Writer, src *bufio.Reader, conn net.Conn, timeout time.Duration, reencode bool) error {
+func copyChunked(dst *bufio.Writer, src *bufio.Reader, conn *deadlineConn, timeout time.Duration, reencode bool) error {
 	for {
 		line, err := readLine(dst, src, conn, timeout)
 		if err != nil {
@@ -145,7 +172,7 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, conn net.Conn, timeout ti
 }
 
 // readLine reads one line of chunked framing without its line end.
-func readLine(dst *bufio.Writer, src *bufio.Reader, conn net.Conn, timeout time.Duration) ([]byte, error) {
+func readLine(dst *bufio.Writer, src *bufio.Reader, conn *deadlineConn, timeout time.Duration) ([]byte, error) {
 	if err := fillWait(dst, src, conn, timeout); err != nil {
 		return nil, err
 	}
@@ -163,7 +190,7 @@ func readLine(dst *bufio.Writer, src *bufio.Reader, conn net.Conn, timeout time.
 	return line, nil
 }
 
-func skipTrailers(dst *bufio.Writer, src *bufio.Reader, conn net.Conn, timeout time.Duration) error {
+func skipTrailers(dst *bufio.Writer, src *bufio.Reader, conn *deadlineConn, timeout time.Duration) error {
 	for i := 0; ; i++ {
 		line, err := readLine(dst, src, conn, timeout)
 		if err != nil {

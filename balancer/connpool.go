@@ -10,7 +10,7 @@ import (
 // backendConn is one keep-alive connection to a pool member, with its
 // buffered reader and writer. It is used by one request at a time.
 type backendConn struct {
-	net.Conn
+	deadlineConn
 	br *bufio.Reader
 	bw *bufio.Writer
 	// idleSince is when the connection went back to the pool (nanotime).
@@ -92,7 +92,7 @@ func (b *Backend) dial(d *net.Dialer) (*backendConn, error) {
 	br.Reset(c)
 	bw := writerPool.Get().(*bufio.Writer)
 	bw.Reset(c)
-	return &backendConn{Conn: c, br: br, bw: bw}, nil
+	return &backendConn{deadlineConn: deadlineConn{Conn: c}, br: br, bw: bw}, nil
 }
 
 // release closes the connection and returns its buffers for reuse.

@@ -28,7 +28,7 @@ func (b *Balancer) newClientConn(c net.Conn) *clientConn {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	cc := &clientConn{b: b, c: c}
+	cc := &clientConn{b: b, c: c, dc: deadlineConn{Conn: c}}
 	if v := b.clientReaders.Get(); v != nil {
 		cc.br = v.(*bufio.Reader)
 		cc.br.Reset(c)
@@ -109,7 +109,7 @@ func (c *clientConn) forward(mb *Backend, p *plan) result {
 		c.fail(mb, sent)
 		return res
 	}
-	bc.SetReadDeadline(p.deadline)
+	bc.setReadDeadline(p.deadline)
 	mb.waiting.add(bc)
 	head, err := c.readResponseHead(bc)
 	aborted := mb.waiting.remove(bc)
@@ -163,9 +163,9 @@ func (c *clientConn) send(bc *backendConn, p *plan) (result, bool) {
 		c.br.Discard(len(p.head))
 		bodyTimeout := c.b.cfg.BodyTimeout
 		if p.bodyLen < 0 {
-			err = copyChunked(bc.bw, c.br, c.c, bodyTimeout, true)
+			err = copyChunked(bc.bw, c.br, &c.dc, bodyTimeout, true)
 		} else {
-			err = copyN(bc.bw, c.br, c.c, p.bodyLen, bodyTimeout)
+			err = copyN(bc.bw, c.br, &c.dc, p.bodyLen, bodyTimeout)
 		}
 		if err == nil {
 			err = bc.bw.Flush()
@@ -255,11 +255,11 @@ func (c *clientConn) relay(bc *backendConn, mb *Backend, p *plan, head []byte) r
 	switch {
 	case noBody:
 	case r.chunked:
-		err = copyChunked(c.bw, bc.br, bc.Conn, timeout, opts.chunk)
+		err = copyChunked(c.bw, bc.br, &bc.deadlineConn, timeout, opts.chunk)
 	case closeDelimited:
-		err = copyToEOF(c.bw, bc.br, bc.Conn, timeout, opts.chunk)
+		err = copyToEOF(c.bw, bc.br, &bc.deadlineConn, timeout, opts.chunk)
 	default:
-		err = copyN(c.bw, bc.br, bc.Conn, r.contentLength, timeout)
+		err = copyN(c.bw, bc.br, &bc.deadlineConn, r.contentLength, timeout)
 	}
 	if err == nil {
 		err = c.bw.Flush()
@@ -283,7 +283,7 @@ func (c *clientConn) tunnel(bc *backendConn) {
 		return
 	}
 	c.c.SetDeadline(time.Time{})
-	bc.SetDeadline(time.Time{})
+	bc.Conn.SetDeadline(time.Time{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

@@ -85,6 +85,7 @@ func (b *Balancer) shutdown(wg *sync.WaitGroup) {
 type clientConn struct {
 	b    *Balancer
 	c    net.Conn
+	dc   deadlineConn // c, remembering its read deadline
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	ip   netip.Addr
@@ -120,7 +121,7 @@ func (c *clientConn) serve() {
 			return
 		}
 		c.idle.Store(true)
-		c.c.SetReadDeadline(time.Now().Add(b.cfg.IdleTimeout))
+		c.dc.setReadDeadline(time.Now().Add(b.cfg.IdleTimeout))
 		// Checked again after going idle: shutdown sets closing, then
 		// wakes the connections it sees idle, so one of the two notices.
 		if b.closing.Load() {
@@ -130,7 +131,11 @@ func (c *clientConn) serve() {
 			return
 		}
 		c.idle.Store(false)
-		c.c.SetReadDeadline(time.Now().Add(b.cfg.ReadHeaderTimeout))
+		// The head timeout (slowloris defence) matters only while the head
+		// is incomplete; most requests arrive whole in one read.
+		if headEnd(c.peekBuffered(), 0) < 0 {
+			c.dc.setReadDeadline(time.Now().Add(b.cfg.ReadHeaderTimeout))
+		}
 		if first && c.isH2Preface() {
 			c.c.SetReadDeadline(time.Time{})
 			c.serveH2()
@@ -164,6 +169,12 @@ func (c *clientConn) skipEmptyLines() bool {
 		}
 		c.br.Discard(1)
 	}
+}
+
+// peekBuffered returns what the read buffer holds, without reading.
+func (c *clientConn) peekBuffered() []byte {
+	p, _ := c.br.Peek(c.br.Buffered())
+	return p
 }
 
 // readHead returns the request head at the start of the read buffer,
@@ -249,7 +260,7 @@ func (c *clientConn) handle(head []byte) bool {
 	p.replayable = p.bodyLen == 0
 	if p.bodyLen > 0 && p.bodyLen <= int64(c.br.Size()-len(head)) {
 		// Small bodies are read whole so an attempt can be replayed.
-		c.c.SetReadDeadline(time.Now().Add(b.cfg.BodyTimeout))
+		c.dc.setReadDeadline(time.Now().Add(b.cfg.BodyTimeout))
 		full, err := c.br.Peek(len(head) + int(p.bodyLen))
 		if err != nil {
 			return false
