@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
 # Runs the public HTTP caching test suite (npm: http-cache-tests) against
-# httpcache.Shared: the suite's origin server, our cache in front of it (the
-# small program in httpcache/internal/cachetestproxy), and the suite's
-# command-line client, all on loopback. Prints pass/fail counts by kind
-# (required, optimal, check) and the failing required tests.
+# httpcache.Shared: the suite's origin server, our cache in front of it, and
+# the suite's command-line client, all on loopback. The cache is either
+# `scaleout balance --cache` with the origin as its only member (TARGET=
+# balancer, the default: what users run) or the Handler form (TARGET=
+# handler: the small program in httpcache/internal/cachetestproxy). Prints
+# pass/fail counts by kind (required, optimal, check) and the failing
+# required tests.
 #
-#   scripts/cache-tests.sh            # run the whole suite
+#   scripts/cache-tests.sh            # run the whole suite against the balancer
+#   TARGET=handler scripts/cache-tests.sh   # against Shared.Handler()
 #   MIN_REQUIRED=N scripts/cache-tests.sh   # also fail if fewer than N required tests pass
 #   CACHE_TESTS_ID=freshness-max-age scripts/cache-tests.sh   # one test, with its dump
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 version=0.4.5
+target=${TARGET:-balancer}
+case $target in balancer | handler) ;; *) echo "cache-tests: TARGET=$target: want balancer or handler" >&2; exit 2 ;; esac
 dir=${CACHE_TESTS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/scaleout/http-cache-tests-$version}
 suite=$dir/node_modules/http-cache-tests
 command -v node >/dev/null || { echo "cache-tests: node is missing (Debian package nodejs)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "cache-tests: npm is missing (Debian package npm)" >&2; exit 1; }
 if [ ! -f "$suite/cli.mjs" ]; then
 	mkdir -p "$dir"
-	(cd "$dir" && npm install --no-audit --no-fund --silent "http-cache-tests@$version" >/dev/null)
+	if ! (cd "$dir" && npm install --no-audit --no-fund --silent "http-cache-tests@$version" >/dev/null); then
+		echo "cache-tests: npm install http-cache-tests@$version failed, so the conformance count cannot be checked" >&2
+		exit 1
+	fi
 fi
 
 work=$(mktemp -d)
@@ -39,16 +49,42 @@ waitport() {
 }
 
 oport=$(freeport)
+# An app server behind a balancer keeps idle connections open longer than
+# the balancer keeps them pooled (30s); Node's default is 5s, and a PUT that
+# meets a connection Node just closed is not safely retryable, so the
+# suite's origin gets a longer keep-alive.
+cat >"$work/keepalive.cjs" <<'JS'
+const http = require('http')
+const createServer = http.createServer
+http.createServer = function (...args) {
+  const s = createServer.apply(this, args)
+  s.keepAliveTimeout = 120000
+  s.headersTimeout = 121000
+  return s
+}
+JS
 (cd "$suite" && npm_config_protocol=http npm_config_port=$oport npm_config_pidfile=$work/server.pid \
-	exec node server/server.mjs >"$work/origin.log" 2>&1) &
+	exec node --require "$work/keepalive.cjs" server/server.mjs >"$work/origin.log" 2>&1) &
 pids+=($!)
 waitport "$oport"
 
-go build -o "$work/cachetestproxy" ./httpcache/internal/cachetestproxy
 pport=$(freeport)
-"$work/cachetestproxy" -listen "127.0.0.1:$pport" -origin "http://127.0.0.1:$oport" >"$work/proxy.log" 2>&1 &
+if [ "$target" = balancer ]; then
+	go build -o "$work/scaleout" ./cmd/scaleout
+	aport=$(freeport)
+	# The suite's origin answers 5xx on purpose (stale-if-error tests):
+	# passive ejection of the only member would turn later tests into
+	# 503s, which would measure the pool, not the cache.
+	printf 'eject_after: -1\n' >"$work/balance.yaml"
+	"$work/scaleout" balance --config "$work/balance.yaml" --listen "127.0.0.1:$pport" --admin "127.0.0.1:$aport" \
+		--backend "http://127.0.0.1:$oport" --cache --cache-size 64MB --log-level error >"$work/proxy.log" 2>&1 &
+else
+	go build -o "$work/cachetestproxy" ./httpcache/internal/cachetestproxy
+	"$work/cachetestproxy" -listen "127.0.0.1:$pport" -origin "http://127.0.0.1:$oport" >"$work/proxy.log" 2>&1 &
+fi
 pids+=($!)
 waitport "$pport"
+echo "cache-tests: http-cache-tests $version against the $target"
 
 if [ -n "${CACHE_TESTS_ID:-}" ]; then
 	(cd "$suite" && npm_config_base="http://127.0.0.1:$pport" npm_config_id="$CACHE_TESTS_ID" node --no-warnings cli.mjs)

@@ -15,10 +15,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"scaleout/balancer"
 	"scaleout/httpcache"
+	"scaleout/httpcache/redispurge"
 )
 
 // balanceConfig is the YAML file of "scaleout balance --config"; flags set
@@ -53,6 +55,7 @@ type balanceConfig struct {
 	LogLevel           string   `yaml:"log_level"`
 	Cache              bool     `yaml:"cache"`
 	CacheSize          ByteSize `yaml:"cache_size"`
+	PurgeRedis         string   `yaml:"purge_redis"`
 
 	healthConfig `yaml:",inline"`
 }
@@ -109,6 +112,7 @@ func runBalance(ctx context.Context, env *Env, args []string) error {
 	fl.BoolVar(&c.Cache, "cache", false, "answer GET and HEAD from a shared HTTP cache (RFC 9111)")
 	cacheSize := ByteSize(256 << 20)
 	fl.Var(&cacheSize, "cache-size", "memory bound of the shared cache, like 256MB")
+	fl.StringVar(&c.PurgeRedis, "purge-redis", "", "Redis `address` (host:port) whose pub/sub carries cache purges to every balancer using it (needs --cache)")
 	if err := parseFlags(env, fl, args); err != nil {
 		return helpIsNil(err)
 	}
@@ -193,6 +197,8 @@ func overrideFromFlags(fl *flag.FlagSet, cfg, c *balanceConfig, _ stringList, ma
 			cfg.LogLevel = c.LogLevel
 		case "cache":
 			cfg.Cache = c.Cache
+		case "purge-redis":
+			cfg.PurgeRedis = c.PurgeRedis
 		case "heartbeat-token-file":
 			cfg.HeartbeatTokenFile = c.HeartbeatTokenFile
 		case "lease-intervals":
@@ -240,8 +246,37 @@ func newLogger(env *Env, level string) (*slog.Logger, error) {
 
 // balanceStack is a balancer and the parts built beside it.
 type balanceStack struct {
-	b     *balancer.Balancer
-	cache *httpcache.Shared // nil without --cache
+	b      *balancer.Balancer
+	cache  *httpcache.Shared  // nil without --cache
+	purger *redispurge.Purger // nil without --purge-redis
+	redis  *redis.Client      // the purger's client
+}
+
+// purgeTarget is what the admin API's purge reaches: every balancer on the
+// Redis channel with --purge-redis, this one's cache otherwise.
+func (st *balanceStack) purgeTarget() httpcache.Purger {
+	if st.purger != nil {
+		return st.purger
+	}
+	return st.cache
+}
+
+// buildPurger connects the cache to the purge channel at addr.
+func buildPurger(st *balanceStack, addr string, log *slog.Logger) error {
+	if st.cache == nil {
+		return usageErrorf("balance: --purge-redis %s needs --cache", addr)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usageErrorf("balance: --purge-redis %q: want host:port: %v", addr, err)
+	}
+	st.redis = redis.NewClient(&redis.Options{Addr: addr})
+	p, err := redispurge.New(redispurge.Config{Client: st.redis, Local: st.cache, Logger: log})
+	if err != nil {
+		st.redis.Close()
+		return err
+	}
+	st.purger = p
+	return nil
 }
 
 // buildBalancer turns the settings into a balancer with its initial pool.
@@ -288,7 +323,13 @@ func buildBalancer(cfg balanceConfig, log *slog.Logger) (*balanceStack, error) {
 			return nil, UsageError{Err: err}
 		}
 	}
-	return &balanceStack{b: b, cache: shared}, nil
+	st := &balanceStack{b: b, cache: shared}
+	if cfg.PurgeRedis != "" {
+		if err := buildPurger(st, cfg.PurgeRedis, log); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 // loadSecret reads the cookie-signing key from path, creating the file with
@@ -362,6 +403,12 @@ func runServers(ctx context.Context, st *balanceStack, ln, adminLn net.Listener,
 	g.Go(func() error { return st.b.Serve(gctx, ln) })
 	if st.cache != nil {
 		g.Go(func() error { return st.cache.Run(gctx) })
+	}
+	if st.purger != nil {
+		g.Go(func() error {
+			defer st.redis.Close()
+			return st.purger.Run(gctx)
+		})
 	}
 	srv := &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error {

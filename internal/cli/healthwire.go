@@ -138,7 +138,7 @@ func adminHandler(st *balanceStack, hp *healthParts, extra func() map[string]any
 		mux.Handle(health.HeartbeatPath, hp.registry.Handler())
 	}
 	if st.cache != nil {
-		mux.Handle("POST /api/cache/purge", httpcache.PurgeHandler(st.cache))
+		mux.Handle("POST /api/cache/purge", httpcache.PurgeHandler(st.purgeTarget()))
 	}
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
