@@ -240,3 +240,28 @@ func BenchmarkAppendHit(b *testing.B) {
 		}
 	})
 }
+
+// A proxy that parses HTTP itself answers fresh hits with AppendHit and
+// sends everything else through RoundTrip.
+func ExampleShared_AppendHit() {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "flight 42")
+	}))
+	defer origin.Close()
+	cache, _ := NewShared(Config{Next: http.DefaultTransport})
+	u, _ := url.Parse(origin.URL + "/flights/42")
+	r := &HitRequest{Method: []byte("GET"), Host: []byte(u.Host), Target: []byte(u.RequestURI())}
+	if _, _, ok := cache.AppendHit(nil, r); !ok {
+		fmt.Println("miss: through RoundTrip")
+		res, _ := cache.RoundTrip(&http.Request{Method: "GET", URL: u, Host: u.Host, Header: http.Header{}})
+		io.Copy(io.Discard, res.Body) // stored once read to the end
+		res.Body.Close()
+	}
+	head, body, ok := cache.AppendHit(nil, r)
+	line, _, _ := strings.Cut(string(head), "\r\n")
+	fmt.Println(ok, line, string(body), strings.Contains(string(head), "Cache-Status: scaleout; hit\r\n"))
+	// Output:
+	// miss: through RoundTrip
+	// true HTTP/1.1 200 OK flight 42 true
+}
