@@ -155,11 +155,16 @@ func (b *Backend) Cost(now int64) float64 {
 
 // The peak-EWMA constants. An observation above the estimate replaces it at
 // once (peak sensitivity); below it, it is blended in with weight
-// 1-exp(-dt/ewmaTau). An estimate that no request has refreshed decays
+// 1-exp(-dt/ewmaTau). ewmaTau is short (Finagle's default is 10s): at
+// thousands of requests a second a long window keeps a busy member's
+// estimate near its last outlier for seconds, which made a 1ms member look
+// 15ms and let a 50ms member keep ~1-3% of the traffic in the quality
+// benchmark; at 250ms the estimate follows the typical latency and the slow
+// member's share falls to about 0.5%. An estimate that no request has refreshed decays
 // toward zero with time constant ewmaDecay, so a member that was slow is
 // tried again now and then (a probe) instead of being shunned forever.
 const (
-	ewmaTau        = float64(10 * time.Second)
+	ewmaTau        = float64(250 * time.Millisecond)
 	ewmaDecay      = float64(2 * time.Second)
 	ewmaInitial    = float64(1 * time.Millisecond)
 	failurePenalty = float64(1 * time.Second)

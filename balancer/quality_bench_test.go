@@ -13,14 +13,14 @@ import (
 // member: a pool of one member answering in 50ms and two in 1ms, loaded by
 // 64 concurrent keep-alive clients through the real proxy. It reports the
 // client latency percentiles and the slow member's share of requests. Run
-// with -benchtime=1x: each iteration sends 4000 requests.
+// with -benchtime=1x: each iteration sends 30,000 requests.
 //
 //	go test -run '^$' -bench BalanceQuality -benchtime=1x ./balancer/
 func BenchmarkBalanceQuality(b *testing.B) {
 	for _, policy := range []string{"random", "round-robin", "least-connections", "p2c", "peak-ewma"} {
 		b.Run(policy, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				p50, p90, p99, share := balanceQuality(b, policy, 4000)
+				p50, p90, p99, share := balanceQuality(b, policy, 30000)
 				b.ReportMetric(p50, "p50-ms")
 				b.ReportMetric(p90, "p90-ms")
 				b.ReportMetric(p99, "p99-ms")
