@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,4 +145,23 @@ func TestPostNeverDeliveredTwice(t *testing.T) {
 		t.Errorf("only %d of %d POSTs succeeded", len(ok), sent)
 	}
 	t.Logf("%d POSTs sent, %d answered 200, %d delivered", sent, len(ok), len(delivered))
+}
+
+// TestStaleKeepAliveRetriedOnSameMember: a single member that closes idle
+// keep-alive connections (as servers with short idle timeouts do) must not
+// turn a GET into an error when the balancer reuses one just as it closes.
+func TestStaleKeepAliveRetriedOnSameMember(t *testing.T) {
+	t.Parallel()
+	m := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	m.Config.IdleTimeout = 50 * time.Millisecond
+	m.Start()
+	defer m.Close()
+	p := startBalancer(t, Config{}, m.URL)
+	client := newClient()
+	for i := 0; i < 20; i++ {
+		if resp, _ := get(t, client, p.url+"/"); resp.StatusCode != 200 {
+			t.Fatalf("request %d after the member closed its idle connection: status %d", i, resp.StatusCode)
+		}
+		time.Sleep(time.Duration(40+i%3*10) * time.Millisecond) // around the member's idle timeout
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -22,6 +23,7 @@ const (
 	resFailed                  // failed before anything reached the client, not retryable
 	resTimeout                 // the member did not answer in time
 	resQueueFull               // the member's concurrency cap and queue are full
+	resStale                   // a reused keep-alive connection was closed under us: retry, same member allowed
 )
 
 func (b *Balancer) newClientConn(c net.Conn) *clientConn {
@@ -106,7 +108,9 @@ func (c *clientConn) forward(mb *Backend, p *plan) result {
 		}
 	}
 	if res, ok := c.send(bc, p); !ok {
-		c.fail(mb, sent)
+		if res != resStale {
+			c.fail(mb, sent)
+		}
 		return res
 	}
 	bc.setReadDeadline(p.deadline)
@@ -114,7 +118,13 @@ func (c *clientConn) forward(mb *Backend, p *plan) result {
 	head, err := c.readResponseHead(bc)
 	aborted := mb.waiting.remove(bc)
 	if err != nil {
+		reused := bc.reused
 		bc.release()
+		if reused && !aborted && p.idem && p.replayable && connClosed(err) {
+			// The member closed an idle keep-alive connection as we used
+			// it (servers' idle timeouts race ours): not its failure.
+			return resStale
+		}
 		c.fail(mb, sent)
 		if errors.Is(err, os.ErrDeadlineExceeded) && !aborted {
 			return resTimeout
@@ -174,10 +184,14 @@ func (c *clientConn) send(bc *backendConn, p *plan) (result, bool) {
 	if err == nil {
 		return resDone, true
 	}
+	reused := bc.reused
 	bc.release()
 	var ce copyError
 	if errors.As(err, &ce) && ce.read {
 		return resClose, false // the client went away mid-body
+	}
+	if reused && p.idem && p.replayable && connClosed(err) {
+		return resStale, false
 	}
 	if p.idem && p.replayable {
 		return resRetryable, false
@@ -335,4 +349,9 @@ func (c *clientConn) invalidate(r *message) {
 		}
 	}
 	c.purgeAfterWrite(string(c.req.Header("host")), c.req.Target, locs)
+}
+
+// connClosed reports whether err says the peer had closed the connection.
+func connClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -220,8 +220,10 @@ type plan struct {
 	pinned     *Backend
 	repinFrom  string
 	setCookie  bool
-	start      int64
-	deadline   time.Time
+	// staleRetried is set once a stale keep-alive connection was retried.
+	staleRetried bool
+	start        int64
+	deadline     time.Time
 }
 
 // handle proxies one request whose head is head. It reports whether the
@@ -314,6 +316,14 @@ func (c *clientConn) attempts(p *plan) bool {
 			return c.failRequest(p, 503, "pool member busy")
 		}
 		// Nothing reached the client yet.
+		if res == resStale && !p.staleRetried {
+			// Once, the same member may take it on a fresh connection.
+			p.staleRetried = true
+			if attempt == 0 && p.pinned != nil {
+				attempt-- // keep the pin
+			}
+			continue
+		}
 		tried = append(tried, member)
 		if res == resTimeout {
 			b.counter.upstreamErrs.Add(1)
