@@ -137,7 +137,7 @@ for (const id of Object.keys(byId)) {
 }
 console.log(`required, every result counted as it came: ${raw} of ${total} passed`)
 const req = counts.required
-console.log(`${req.pass} passed, ${req.fail} failed`)
+console.log(`required tests: ${req.pass} of ${total} passed (${req.fail} failed)`)
 fs.writeFileSync(process.argv[3], String(req.pass))
 JS
 cp "$work/score.mjs" "$suite/.scaleout-score.mjs"
