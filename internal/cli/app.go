@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
@@ -272,6 +273,27 @@ func openPassengers(ctx context.Context, c appConfig, router *dbrouter.Router, l
 	return r, func() {}, nil
 }
 
+// retrySQLiteBusy runs fn until it stops failing with SQLITE_BUSY (for
+// about 10s at most): app processes starting together race to create the
+// shared SQLite files, and SQLite refuses some of those races at once
+// (switching a new file to WAL, upgrading a read lock) rather than waiting
+// on the busy timeout.
+func retrySQLiteBusy(ctx context.Context, fn func() error) error {
+	backoff := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || attempt == 30 || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
 // advertiseURL is the URL of a listening address, with loopback standing in
 // for a wildcard host (pass --advertise to be reached from elsewhere).
 func advertiseURL(a net.Addr) string {
@@ -319,7 +341,11 @@ func openSessions(ctx context.Context, c appConfig, log *slog.Logger) (*session.
 			return nil, nil, nil, fmt.Errorf("session database: %w", err)
 		}
 		closer = func() { db.Close() }
-		st, err := sqlitestore.New(ctx, sqlitestore.Config{DB: db})
+		var st *sqlitestore.Store
+		err = retrySQLiteBusy(ctx, func() (err error) {
+			st, err = sqlitestore.New(ctx, sqlitestore.Config{DB: db})
+			return err
+		})
 		if err != nil {
 			db.Close()
 			return nil, nil, nil, fmt.Errorf("session store: %w", err)
