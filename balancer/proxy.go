@@ -97,6 +97,7 @@ type clientConn struct {
 	scratch   []byte // the outgoing response head
 	cookieBuf []byte
 	h2        bool // handed to the HTTP/2 server
+	plan      plan // the request being served
 }
 
 func (c *clientConn) serve() {
@@ -239,7 +240,10 @@ func (c *clientConn) handle(head []byte) bool {
 		}
 		return false
 	}
-	p := plan{head: head, idem: idempotent(m)}
+	// The plan lives in the connection so that it does not escape to the
+	// heap (the cache path hands a pointer to it through a context).
+	p := &c.plan
+	*p = plan{head: head, idem: idempotent(m)}
 	p.start = nanotime()
 	p.deadline = time.Now().Add(b.cfg.ResponseTimeout)
 	m.ClientIP, m.Now = c.ip, p.start
@@ -272,13 +276,13 @@ func (c *clientConn) handle(head []byte) bool {
 		p.replayable = true
 	}
 	if b.sticky != nil {
-		c.stickyPin(&p)
+		c.stickyPin(p)
 	}
-	if c.viaCache(&p) {
-		return c.serveCached(&p)
+	if c.viaCache(p) {
+		return c.serveCached(p)
 	}
 	c.out = buildRequestHead(c.out[:0], m, c.ipFw)
-	return c.attempts(&p)
+	return c.attempts(p)
 }
 
 // attempts runs the attempt loop: the pinned or chosen member first, then,
