@@ -18,15 +18,10 @@ type p2c struct {
 
 // Select implements Selector.
 func (s *p2c) Select(pool []*Backend, r *Request) (*Backend, bool) {
-	switch len(pool) {
-	case 0:
-		return nil, false
-	case 1:
-		return pool[0], true
+	a, b, ok := drawPair(&s.weights, pool)
+	if !ok || b == nil {
+		return a, ok
 	}
-	t := s.weights.get(pool, buildWeightTable)
-	i, j := t.drawPair(len(pool))
-	a, b := pool[i], pool[j]
 	al, aw, bl, bw := a.InFlight(), weightOf(a), b.InFlight(), weightOf(b)
 	if s.ramp.window > 0 {
 		fa, fb := s.ramp.factor(a, requestNow(r)), s.ramp.factor(b, requestNow(r))

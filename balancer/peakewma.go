@@ -19,15 +19,10 @@ type peakEWMA struct {
 
 // Select implements Selector.
 func (s *peakEWMA) Select(pool []*Backend, r *Request) (*Backend, bool) {
-	switch len(pool) {
-	case 0:
-		return nil, false
-	case 1:
-		return pool[0], true
+	a, b, ok := drawPair(&s.weights, pool)
+	if !ok || b == nil {
+		return a, ok
 	}
-	t := s.weights.get(pool, buildWeightTable)
-	i, j := t.drawPair(len(pool))
-	a, b := pool[i], pool[j]
 	t0 := requestNow(r)
 	ac, bc := a.Cost(t0), b.Cost(t0)
 	if s.ramp.window > 0 {

@@ -145,6 +145,20 @@ type weightTable struct {
 	cum []uint64
 }
 
+// drawPair is the two-choice policies' draw: for a pool of one it returns
+// that member alone (b nil); otherwise two different members, drawn by
+// weight from the pool's cached table. ok is false for an empty pool.
+func drawPair(weights *poolCache[weightTable], pool []*Backend) (a, b *Backend, ok bool) {
+	switch len(pool) {
+	case 0:
+		return nil, nil, false
+	case 1:
+		return pool[0], nil, true
+	}
+	i, j := weights.get(pool, buildWeightTable).drawPair(len(pool))
+	return pool[i], pool[j], true
+}
+
 func buildWeightTable(pool []*Backend) weightTable {
 	t := weightTable{uniform: true}
 	for _, b := range pool {
